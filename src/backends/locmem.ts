@@ -1,0 +1,119 @@
+import { LRUCache } from 'lru-cache';
+import { BaseCache, type BackendConfig, type Timeout } from '../base.js';
+
+/** A value kept in its serialized form, so that callers never share a mutable object with the cache. */
+class Encoded {
+  constructor(readonly data: string | Uint8Array) {}
+}
+
+/** lru-cache cannot hold null; this stands for a stored null. */
+const STORED_NULL = Symbol('null');
+
+type Slot = string | number | boolean | typeof STORED_NULL | Encoded;
+
+/** Stores shared by every cache with the same `location`, like Django's module-level dictionaries. */
+const stores = new Map<string, LRUCache<string, Slot>>();
+
+function toMilliseconds(timeout: Timeout): number {
+  // lru-cache reads a TTL of 0 as "never expires".
+  return timeout === null ? 0 : Math.max(1, Math.ceil(timeout * 1000));
+}
+
+/**
+ * The process-local cache, on lru-cache. Entries are kept in least-recently-used order (get, set and
+ * incr refresh it); when the count reaches `maxEntries`, a cull drops the least recently used
+ * `floor(count / cullFrequency)` entries (all when `cullFrequency` is 0), as Django's LocMemCache does.
+ *
+ * Immutable values (strings, numbers, booleans, null) are stored as they are; anything else is stored
+ * serialized and decoded on every read, which is the copy that keeps the cache safe from mutation.
+ * Every hook answers synchronously.
+ */
+export class LocMemCache extends BaseCache {
+  private readonly store: LRUCache<string, Slot>;
+
+  constructor(location: string | string[] | undefined, params: BackendConfig) {
+    super(location, params);
+    const name = Array.isArray(location) ? location.join(',') : (location ?? '');
+    let store = stores.get(name);
+    if (store === undefined) {
+      // max is a backstop: the cull below runs first and keeps the count under it.
+      store = new LRUCache<string, Slot>({ max: Math.max(1, this.maxEntries) });
+      stores.set(name, store);
+    }
+    this.store = store;
+  }
+
+  private encode(value: unknown): Slot {
+    switch (typeof value) {
+      case 'string':
+      case 'boolean':
+        return value;
+      case 'number':
+        if (Number.isFinite(value)) return value;
+        break;
+      case 'object':
+        if (value === null) return STORED_NULL;
+        break;
+    }
+    return new Encoded(this.serializer.dumps(value));
+  }
+
+  private decode(slot: Slot | undefined): unknown {
+    if (slot instanceof Encoded) return this.serializer.loads(slot.data);
+    return slot === STORED_NULL ? null : slot;
+  }
+
+  private cullIfFull(): void {
+    if (this.store.size < this.maxEntries) return;
+    if (this.cullFrequency === 0) {
+      this.store.clear();
+      return;
+    }
+    for (let count = Math.floor(this.store.size / this.cullFrequency); count > 0; count--) this.store.pop();
+  }
+
+  protected getEntry(key: string): unknown {
+    return this.decode(this.store.get(key));
+  }
+
+  protected setEntry(key: string, value: unknown, timeout: Timeout): void {
+    const slot = this.encode(value);
+    this.cullIfFull();
+    this.store.set(key, slot, { ttl: toMilliseconds(timeout) });
+  }
+
+  protected addEntry(key: string, value: unknown, timeout: Timeout): boolean {
+    if (this.store.has(key)) return false;
+    this.setEntry(key, value, timeout);
+    return true;
+  }
+
+  protected deleteEntry(key: string): boolean {
+    // has() first: lru-cache's delete() also reports entries that have expired but not been purged.
+    return this.store.has(key) && this.store.delete(key);
+  }
+
+  protected hasEntry(key: string): boolean {
+    return this.store.has(key);
+  }
+
+  protected touchEntry(key: string, timeout: Timeout): boolean {
+    const slot = this.store.get(key);
+    if (slot === undefined) return false;
+    this.store.set(key, slot, { ttl: toMilliseconds(timeout) });
+    return true;
+  }
+
+  protected incrEntry(key: string, delta: number): number | undefined {
+    const slot = this.store.get(key);
+    if (slot === undefined) return undefined;
+    if (typeof slot !== 'number') throw new TypeError(`Cannot increment a value that is not a number: ${String(this.decode(slot))}`);
+    const value = slot + delta;
+    this.store.set(key, value, { noUpdateTTL: true });
+    return value;
+  }
+
+  protected clearEntries(): void {
+    this.store.clear();
+  }
+}

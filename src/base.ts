@@ -1,0 +1,299 @@
+import { CacheKeyWarning } from './errors.js';
+import { defaultKeyFunction, memcachedKeyProblem, type KeyFunction } from './keys.js';
+import { jsonSerializer, type Serializer } from './serializers.js';
+
+/** A value, or a Promise of it: backends that can answer synchronously do, so a hit awaits nothing. */
+export type Awaitable<T> = T | Promise<T>;
+
+/** Seconds until expiry; `null` never expires; zero or negative expires at once. */
+export type Timeout = number | null;
+
+/** The class of a backend, as the registry constructs it. */
+export type BackendClass = new (location: string | string[] | undefined, params: BackendConfig) => BaseCache;
+
+export interface BackendOptions {
+  /** locmem, file and database: how many entries before a cull. Default 300. */
+  maxEntries?: number;
+  /** locmem, file and database: a cull removes 1/cullFrequency of the entries; 0 removes all. Default 3. */
+  cullFrequency?: number;
+  /** Anything else is passed to the backend's client library (ioredis, memjs, pg). */
+  [clientOption: string]: unknown;
+}
+
+export interface BackendConfig {
+  /** A built-in name, a module specifier `"./path.js#Export"` or `"pkg#Export"`, or a class. */
+  backend: string | BackendClass;
+  location?: string | string[];
+  /** Default timeout in seconds; default 300; `null` never expires. */
+  timeout?: number | null;
+  keyPrefix?: string;
+  version?: number;
+  /** A function, or a module specifier that names one. */
+  keyFunction?: KeyFunction | string;
+  serializer?: Serializer;
+  options?: BackendOptions;
+}
+
+export interface VersionOption {
+  version?: number;
+}
+export interface TimeoutOptions extends VersionOption {
+  timeout?: Timeout;
+}
+
+const DEFAULT_TIMEOUT = 300;
+const DEFAULT_MAX_ENTRIES = 300;
+const DEFAULT_CULL_FREQUENCY = 3;
+
+/** Django's int(): integers and integer-like strings; floats truncated; anything else is refused. */
+function toInteger(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) ? Math.trunc(value) : undefined;
+  if (typeof value === 'string' && /^\s*[+-]?\d+\s*$/.test(value)) return Number.parseInt(value, 10);
+  return undefined;
+}
+
+function configuredTimeout(value: unknown): Timeout {
+  if (value === null) return null;
+  return toInteger(value) ?? DEFAULT_TIMEOUT;
+}
+
+function configuredCount(value: unknown, fallback: number): number {
+  const count = toInteger(value);
+  return count === undefined || count < 0 ? fallback : count;
+}
+
+/** A key-level timeout option: `undefined` is the cache's default, otherwise seconds or `null`. */
+function checkedTimeout(timeout: unknown, fallback: Timeout): Timeout {
+  if (timeout === undefined) return fallback;
+  if (timeout === null || (typeof timeout === 'number' && !Number.isNaN(timeout))) return timeout;
+  throw new TypeError(`Invalid cache timeout: ${String(timeout)} (expected seconds as a number, or null)`);
+}
+
+function isExpired(timeout: Timeout): boolean {
+  return timeout !== null && timeout <= 0;
+}
+
+function checkedValue(value: unknown): void {
+  if (value === undefined) throw new TypeError('Cannot cache undefined: store null to remember "nothing"');
+}
+
+/**
+ * The cache API every backend shares. It owns the semantics (keys, versions, timeouts, defaults,
+ * errors); a backend implements only the storage hooks below, on keys that are already made and
+ * validated and with timeouts already resolved to seconds > 0 or `null`.
+ *
+ * Hooks may answer synchronously: the in-memory backends do, which lets the template tags render a
+ * hit without a single await. Every public key-level method returns a Promise regardless.
+ */
+export abstract class BaseCache {
+  readonly defaultTimeout: Timeout;
+  readonly keyPrefix: string;
+  readonly version: number;
+  protected readonly serializer: Serializer;
+  protected readonly maxEntries: number;
+  protected readonly cullFrequency: number;
+  private readonly keyFunction: KeyFunction;
+
+  constructor(_location: string | string[] | undefined, params: BackendConfig) {
+    this.defaultTimeout = configuredTimeout(params.timeout === undefined ? DEFAULT_TIMEOUT : params.timeout);
+    this.keyPrefix = params.keyPrefix ?? '';
+    this.version = toInteger(params.version) ?? 1;
+    this.serializer = params.serializer ?? jsonSerializer;
+    this.maxEntries = configuredCount(params.options?.maxEntries, DEFAULT_MAX_ENTRIES);
+    this.cullFrequency = configuredCount(params.options?.cullFrequency, DEFAULT_CULL_FREQUENCY);
+    if (typeof params.keyFunction === 'string') {
+      throw new TypeError('BaseCache expects a key function, not a module specifier: create caches through a CacheRegistry');
+    }
+    this.keyFunction = params.keyFunction ?? defaultKeyFunction;
+  }
+
+  // ---- storage hooks: made keys, resolved timeouts ------------------------------------------------
+
+  /** The stored value, or `undefined` for a miss (nothing stored ever reads back as undefined). */
+  protected abstract getEntry(key: string): Awaitable<unknown>;
+  protected abstract setEntry(key: string, value: unknown, timeout: Timeout): Awaitable<void>;
+  /** Stores only when the key is absent or expired; says whether it stored. */
+  protected abstract addEntry(key: string, value: unknown, timeout: Timeout): Awaitable<boolean>;
+  protected abstract deleteEntry(key: string): Awaitable<boolean>;
+  protected abstract hasEntry(key: string): Awaitable<boolean>;
+  protected abstract touchEntry(key: string, timeout: Timeout): Awaitable<boolean>;
+  /**
+   * Adds `delta` and keeps the expiry; `undefined` when the key is missing. A stored value that is not
+   * a number rejects with a TypeError.
+   */
+  protected abstract incrEntry(key: string, delta: number): Awaitable<number | undefined>;
+  /** Removes every entry of this cache (and only of this cache, where the store is shared). */
+  protected abstract clearEntries(): Awaitable<void>;
+
+  /** Hits only. Backends with a bulk command override this. */
+  protected async getEntries(keys: readonly string[]): Promise<Map<string, unknown>> {
+    const found = new Map<string, unknown>();
+    for (const key of keys) {
+      const value = await this.getEntry(key);
+      if (value !== undefined) found.set(key, value);
+    }
+    return found;
+  }
+
+  /** Returns the keys that could not be stored. */
+  protected async setEntries(entries: ReadonlyMap<string, unknown>, timeout: Timeout): Promise<string[]> {
+    for (const [key, value] of entries) await this.setEntry(key, value, timeout);
+    return [];
+  }
+
+  protected async deleteEntries(keys: readonly string[]): Promise<void> {
+    for (const key of keys) await this.deleteEntry(key);
+  }
+
+  // ---- made-key access for integrations (the template tags) ---------------------------------------
+
+  /** Reads a made key: synchronously where the backend can. */
+  readEntry(madeKey: string): Awaitable<unknown> {
+    return this.getEntry(madeKey);
+  }
+
+  /** Writes a made key with a resolved timeout; a timeout that has already passed removes the entry. */
+  writeEntry(madeKey: string, value: unknown, timeout: Timeout): Awaitable<unknown> {
+    return isExpired(timeout) ? this.deleteEntry(madeKey) : this.setEntry(madeKey, value, timeout);
+  }
+
+  // ---- keys and timeouts ---------------------------------------------------------------------------
+
+  makeKey(key: string, version?: number): string {
+    return this.keyFunction(key, this.keyPrefix, version ?? this.version);
+  }
+
+  /** Warns (CacheKeyWarning) about keys that memcached would refuse. */
+  validateKey(key: string): void {
+    const problem = memcachedKeyProblem(key);
+    if (problem !== undefined) process.emitWarning(new CacheKeyWarning(problem));
+  }
+
+  /** `makeKey`, then `validateKey` on the result: what every key-level operation stores under. */
+  makeAndValidateKey(key: string, version?: number): string {
+    const madeKey = this.makeKey(key, version);
+    this.validateKey(madeKey);
+    return madeKey;
+  }
+
+  /** The timeout a key-level call means: its own, else the cache's default. */
+  resolveTimeout(timeout?: Timeout): Timeout {
+    return checkedTimeout(timeout, this.defaultTimeout);
+  }
+
+  // ---- the key-level API ---------------------------------------------------------------------------
+
+  async get<T = unknown>(key: string, opts?: { default?: T } & VersionOption): Promise<T | undefined> {
+    const value = await this.getEntry(this.makeAndValidateKey(key, opts?.version));
+    return value === undefined ? opts?.default : (value as T);
+  }
+
+  async set(key: string, value: unknown, opts?: TimeoutOptions): Promise<void> {
+    checkedValue(value);
+    const madeKey = this.makeAndValidateKey(key, opts?.version);
+    await this.writeEntry(madeKey, value, this.resolveTimeout(opts?.timeout));
+  }
+
+  async add(key: string, value: unknown, opts?: TimeoutOptions): Promise<boolean> {
+    checkedValue(value);
+    const madeKey = this.makeAndValidateKey(key, opts?.version);
+    const timeout = this.resolveTimeout(opts?.timeout);
+    // Stored and expired at once: nothing remains, but the add succeeded if nothing was there.
+    if (isExpired(timeout)) return !(await this.hasEntry(madeKey));
+    return this.addEntry(madeKey, value, timeout);
+  }
+
+  /**
+   * The value under `key`; on a miss, `value` (called, and awaited, if it is a function) is added and
+   * what the cache then holds is returned, so concurrent callers agree on one value.
+   */
+  async getOrSet<T>(key: string, value: T | (() => T | Promise<T>), opts?: TimeoutOptions): Promise<T> {
+    const missing = Symbol('missing');
+    const cached = await this.get<T | typeof missing>(key, { default: missing, version: opts?.version });
+    if (cached !== missing) return cached as T;
+    const fresh = typeof value === 'function' ? await (value as () => T | Promise<T>)() : value;
+    await this.add(key, fresh, opts);
+    return (await this.get<T>(key, { default: fresh, version: opts?.version })) as T;
+  }
+
+  async getMany(keys: Iterable<string>, opts?: VersionOption): Promise<Record<string, unknown>> {
+    const callerKeys = new Map<string, string>();
+    for (const key of keys) callerKeys.set(this.makeAndValidateKey(key, opts?.version), key);
+    const found = await this.getEntries([...callerKeys.keys()]);
+    const result: Record<string, unknown> = {};
+    for (const [madeKey, value] of found) result[callerKeys.get(madeKey)!] = value;
+    return result;
+  }
+
+  async setMany(entries: Record<string, unknown> | Map<string, unknown>, opts?: TimeoutOptions): Promise<string[]> {
+    const pairs = entries instanceof Map ? [...entries] : Object.entries(entries);
+    const callerKeys = new Map<string, string>();
+    const madeEntries = new Map<string, unknown>();
+    for (const [key, value] of pairs) {
+      checkedValue(value);
+      const madeKey = this.makeAndValidateKey(key, opts?.version);
+      callerKeys.set(madeKey, key);
+      madeEntries.set(madeKey, value);
+    }
+    const timeout = this.resolveTimeout(opts?.timeout);
+    if (isExpired(timeout)) {
+      await this.deleteEntries([...madeEntries.keys()]);
+      return [];
+    }
+    const failed = await this.setEntries(madeEntries, timeout);
+    return failed.map((madeKey) => callerKeys.get(madeKey)!);
+  }
+
+  async delete(key: string, opts?: VersionOption): Promise<boolean> {
+    return this.deleteEntry(this.makeAndValidateKey(key, opts?.version));
+  }
+
+  async deleteMany(keys: Iterable<string>, opts?: VersionOption): Promise<void> {
+    const madeKeys: string[] = [];
+    for (const key of keys) madeKeys.push(this.makeAndValidateKey(key, opts?.version));
+    await this.deleteEntries(madeKeys);
+  }
+
+  async hasKey(key: string, opts?: VersionOption): Promise<boolean> {
+    return this.hasEntry(this.makeAndValidateKey(key, opts?.version));
+  }
+
+  async touch(key: string, opts?: TimeoutOptions): Promise<boolean> {
+    const madeKey = this.makeAndValidateKey(key, opts?.version);
+    const timeout = this.resolveTimeout(opts?.timeout);
+    return isExpired(timeout) ? this.deleteEntry(madeKey) : this.touchEntry(madeKey, timeout);
+  }
+
+  async incr(key: string, delta = 1, opts?: VersionOption): Promise<number> {
+    if (!Number.isFinite(delta)) throw new TypeError(`Invalid delta: ${String(delta)}`);
+    const value = await this.incrEntry(this.makeAndValidateKey(key, opts?.version), delta);
+    if (value === undefined) throw new Error(`Key '${key}' not found`);
+    return value;
+  }
+
+  async decr(key: string, delta = 1, opts?: VersionOption): Promise<number> {
+    return this.incr(key, -delta, opts);
+  }
+
+  /** Moves the value to `version + delta` (default timeout, as Django does) and returns the new version. */
+  async incrVersion(key: string, delta = 1, opts?: VersionOption): Promise<number> {
+    const version = opts?.version ?? this.version;
+    const missing = Symbol('missing');
+    const value = await this.get<unknown>(key, { default: missing, version });
+    if (value === missing) throw new Error(`Key '${key}' not found`);
+    await this.set(key, value, { version: version + delta });
+    await this.delete(key, { version });
+    return version + delta;
+  }
+
+  async decrVersion(key: string, delta = 1, opts?: VersionOption): Promise<number> {
+    return this.incrVersion(key, -delta, opts);
+  }
+
+  async clear(): Promise<void> {
+    await this.clearEntries();
+  }
+
+  /** Releases connections and handles. The in-memory backends hold none. */
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,26 @@
+export { BaseCache } from './base.js';
+export type {
+  Awaitable,
+  BackendClass,
+  BackendConfig,
+  BackendOptions,
+  Timeout,
+  TimeoutOptions,
+  VersionOption,
+} from './base.js';
+export { CacheRegistry, caches } from './registry.js';
+export type { CacheConfig } from './registry.js';
+export { LocMemCache } from './backends/locmem.js';
+export { DummyCache } from './backends/dummy.js';
+export { defaultKeyFunction, makeTemplateFragmentKey } from './keys.js';
+export type { KeyFunction } from './keys.js';
+export { JSONSerializer, jsonSerializer } from './serializers.js';
+export type { Serializer } from './serializers.js';
+export {
+  CacheKeyWarning,
+  CacheTagError,
+  InvalidCacheBackendError,
+  InvalidCacheKeyError,
+  TemplateSyntaxError,
+} from './errors.js';
+export { invalidateFragment, fragmentCache } from './fragments.js';

@@ -1,0 +1,136 @@
+/**
+ * The engine-neutral half of the `cache` tag: argument checks, timeout and cache resolution, the key,
+ * and the one place where get → render → set happens. The Nunjucks and Eta integrations only parse
+ * their syntax and call `FragmentRuntime.render`.
+ */
+import {
+  CacheTagError,
+  TemplateSyntaxError,
+  caches as processCaches,
+  fragmentCache,
+  makeTemplateFragmentKey,
+  type Awaitable,
+  type BaseCache,
+  type CacheRegistry,
+  type Timeout,
+} from '../src/index.js';
+
+/** Where a tag stands, for error messages. Nunjucks learns the template only after an error is thrown. */
+export interface TagPlace {
+  readonly template: string | undefined;
+  readonly line: number | undefined;
+}
+
+/** Renders the block's body; returns its HTML (a Promise only in asynchronous renders). */
+export type RenderBody = () => Awaitable<string>;
+
+/** Passed as the alias of a tag that has no `using=`. */
+export const NO_ALIAS: unique symbol = Symbol('no using= argument');
+
+/** The messages for argument counts, shared by the engines' parsers. */
+export const TOO_FEW_ARGUMENTS = "'cache' tag requires at least 2 arguments.";
+export const USING_NOT_LAST = "'cache' tag accepts using= only as its last argument.";
+
+export function isPromiseLike<T>(value: Awaitable<T> | unknown): value is PromiseLike<T> {
+  return typeof value === 'object' && value !== null && typeof (value as PromiseLike<T>).then === 'function';
+}
+
+/** A value as the error texts show it: strings in single quotes, `undefined`, else its JSON. */
+export function displayValue(value: unknown): string {
+  if (typeof value === 'string') return `'${value}'`;
+  if (value === undefined) return 'undefined';
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+const INTEGER_TEXT = /^\s*[+-]?\d+\s*$/;
+
+/**
+ * The tag's timeout in seconds: integers, integer-like strings, floats (truncated toward zero), and
+ * `null` for "forever". Checked on every render, hit or miss, so a bad value never hides behind a hit.
+ */
+export function resolveFragmentTimeout(value: unknown, place: TagPlace): Timeout {
+  if (typeof value === 'number' && Number.isFinite(value)) return Math.trunc(value);
+  if (value === null) return null;
+  if (typeof value === 'string' && INTEGER_TEXT.test(value)) return Number.parseInt(value, 10);
+  throw new TemplateSyntaxError(`"cache" tag got a non-integer timeout value: ${displayValue(value)}`, place);
+}
+
+export class FragmentRuntime {
+  constructor(readonly caches: CacheRegistry = processCaches) {}
+
+  private cacheFor(alias: unknown, place: TagPlace): BaseCache {
+    if (alias === NO_ALIAS) return fragmentCache(this.caches);
+    if (typeof alias === 'string' && this.caches.has(alias)) return this.caches.get(alias);
+    throw new TemplateSyntaxError(`Invalid cache name specified for cache tag: ${displayValue(alias)}`, place);
+  }
+
+  /**
+   * One render of a cache block. The result is a string whenever the cache and the body answered
+   * synchronously, which a hit on an in-memory cache always does.
+   *
+   * `syncAdvice` marks a synchronous render: an asynchronous cache then fails with a CacheTagError that
+   * ends with this advice, instead of returning a Promise the engine could not wait for.
+   */
+  render(
+    name: string,
+    timeoutValue: unknown,
+    alias: unknown,
+    vary: readonly unknown[],
+    body: RenderBody,
+    place: TagPlace,
+    syncAdvice?: string,
+  ): Awaitable<string> {
+    const timeout = resolveFragmentTimeout(timeoutValue, place);
+    const cache = this.cacheFor(alias, place);
+    const key = cache.makeAndValidateKey(makeTemplateFragmentKey(name, vary));
+    const cached = cache.readEntry(key);
+    if (!isPromiseLike(cached)) {
+      return typeof cached === 'string' ? cached : this.fill(cache, key, timeout, body, place, syncAdvice);
+    }
+    if (syncAdvice !== undefined) throw this.asyncInSyncRender(cache, cached, place, syncAdvice);
+    return Promise.resolve(cached).then((hit) =>
+      typeof hit === 'string' ? hit : this.fill(cache, key, timeout, body, place, undefined),
+    );
+  }
+
+  /** A miss: render the body and store what it printed (an empty string is stored like any other). */
+  private fill(
+    cache: BaseCache,
+    key: string,
+    timeout: Timeout,
+    body: RenderBody,
+    place: TagPlace,
+    syncAdvice: string | undefined,
+  ): Awaitable<string> {
+    const html = body();
+    if (isPromiseLike(html)) return Promise.resolve(html).then((text) => this.store(cache, key, text, timeout, place, undefined));
+    return this.store(cache, key, html, timeout, place, syncAdvice);
+  }
+
+  private store(
+    cache: BaseCache,
+    key: string,
+    html: string,
+    timeout: Timeout,
+    place: TagPlace,
+    syncAdvice: string | undefined,
+  ): Awaitable<string> {
+    const written = cache.writeEntry(key, html, timeout);
+    if (!isPromiseLike(written)) return html;
+    if (syncAdvice !== undefined) throw this.asyncInSyncRender(cache, written, place, syncAdvice);
+    return Promise.resolve(written).then(() => html);
+  }
+
+  private asyncInSyncRender(cache: BaseCache, pending: PromiseLike<unknown>, place: TagPlace, advice: string): CacheTagError {
+    // Nobody will wait for the operation already started; keep its failure from crashing the process.
+    Promise.resolve(pending).catch(() => undefined);
+    return new CacheTagError(
+      `The cache tag's cache (${cache.constructor.name}) answers asynchronously and cannot be used in a synchronous render: ${advice}`,
+      place,
+    );
+  }
+}

@@ -1,0 +1,355 @@
+/**
+ * The behaviour every storing backend shares (SPEC §3), written once. Each backend's test file calls
+ * `describeConformance` with a factory for caches on one shared store.
+ */
+import { expect } from 'chai';
+import type { BackendConfig, BaseCache } from 'fragcache';
+import { cacheKeyWarnings, rejectionOf, sleep } from './helpers.js';
+
+export interface ConformanceTarget {
+  /** A cache on the store under test; every cache it returns shares that store. */
+  create(overrides?: Partial<BackendConfig>): BaseCache;
+  /** The shortest timeout in seconds that the backend honours, and how long (ms) until it has surely passed. */
+  shortTimeout: number;
+  expiryWaitMs: number;
+}
+
+export function describeConformance(title: string, target: ConformanceTarget): void {
+  describe(`${title}: conformance`, function () {
+    let cache: BaseCache;
+    const short = target.shortTimeout;
+    const waitForExpiry = () => sleep(target.expiryWaitMs);
+    this.timeout(20_000 + 4 * target.expiryWaitMs);
+
+    beforeEach(async function () {
+      cache = target.create();
+      await cache.clear();
+    });
+
+    describe('get and set', function () {
+      it('misses with undefined, or the default given', async function () {
+        expect(await cache.get('absent')).to.equal(undefined);
+        expect(await cache.get('absent', { default: 'fallback' })).to.equal('fallback');
+      });
+
+      it('gives back what was stored, for every JSON type', async function () {
+        const values: Record<string, unknown> = {
+          string: 'héllo wörld ✓',
+          empty: '',
+          integer: 42,
+          float: 1.5,
+          negative: -7,
+          boolean: false,
+          object: { a: 1, nested: { list: [1, 'two', null] } },
+          array: [1, [2, 3], { x: 'y' }],
+        };
+        for (const [key, value] of Object.entries(values)) await cache.set(key, value);
+        for (const [key, value] of Object.entries(values)) expect(await cache.get(key)).to.deep.equal(value);
+      });
+
+      it('stores null as a value: get gives null, hasKey is true', async function () {
+        await cache.set('nothing', null);
+        expect(await cache.get('nothing')).to.equal(null);
+        expect(await cache.get('nothing', { default: 'fallback' })).to.equal(null);
+        expect(await cache.hasKey('nothing')).to.equal(true);
+      });
+
+      it('accepts non-ASCII keys', async function () {
+        await cache.set('ключ-日本', 'value');
+        expect(await cache.get('ключ-日本')).to.equal('value');
+      });
+
+      it('overwrites', async function () {
+        await cache.set('key', 'first');
+        await cache.set('key', 'second');
+        expect(await cache.get('key')).to.equal('second');
+      });
+
+      it('rejects set(key, undefined) with a TypeError and stores nothing', async function () {
+        const error = await rejectionOf(cache.set('key', undefined));
+        expect(error).to.be.instanceOf(TypeError);
+        expect(await cache.hasKey('key')).to.equal(false);
+      });
+
+      it('rejects values the serializer cannot encode and keeps the previous value', async function () {
+        await cache.set('key', 'kept');
+        const circular: Record<string, unknown> = {};
+        circular.self = circular;
+        for (const bad of [() => 1, new Map([[1, 2]]), { n: 10n }, Number.NaN, circular, [undefined]]) {
+          await rejectionOf(cache.set('key', bad));
+          await rejectionOf(cache.add('fresh', bad));
+        }
+        expect(await cache.get('key')).to.equal('kept');
+        expect(await cache.hasKey('fresh')).to.equal(false);
+      });
+
+      it('copies values in and out: mutating an object never changes the cache', async function () {
+        const value = { list: [1, 2] };
+        await cache.set('key', value);
+        value.list.push(3);
+        const first = await cache.get<{ list: number[] }>('key');
+        expect(first).to.deep.equal({ list: [1, 2] });
+        first!.list.push(4);
+        expect(await cache.get('key')).to.deep.equal({ list: [1, 2] });
+      });
+
+      it('never lets stored data reach the prototype chain', async function () {
+        await cache.set('key', JSON.parse('{"__proto__": {"polluted": true}, "ok": 1}'));
+        const value = await cache.get<Record<string, unknown>>('key');
+        expect(value!.ok).to.equal(1);
+        expect(Object.getPrototypeOf(value)).to.equal(Object.prototype);
+        expect(({} as Record<string, unknown>).polluted).to.equal(undefined);
+      });
+    });
+
+    describe('timeouts', function () {
+      it('expires an entry after its timeout', async function () {
+        await cache.set('short', 'value', { timeout: short });
+        expect(await cache.get('short')).to.equal('value');
+        await waitForExpiry();
+        expect(await cache.get('short')).to.equal(undefined);
+        expect(await cache.hasKey('short')).to.equal(false);
+      });
+
+      it('never expires with timeout null', async function () {
+        const forever = target.create({ timeout: short });
+        await forever.set('forever', 'value', { timeout: null });
+        await forever.set('default', 'value');
+        await waitForExpiry();
+        expect(await forever.get('forever')).to.equal('value');
+        expect(await forever.get('default')).to.equal(undefined);
+      });
+
+      it('uses the configured default timeout, and null there means forever', async function () {
+        expect(target.create().defaultTimeout).to.equal(300);
+        expect(target.create({ timeout: null }).defaultTimeout).to.equal(null);
+        expect(target.create({ timeout: 'bogus' as unknown as number }).defaultTimeout).to.equal(300);
+      });
+
+      it('treats a zero or negative timeout as expired at once', async function () {
+        for (const timeout of [0, -1]) {
+          await cache.set('gone', 'old');
+          await cache.set('gone', 'value', { timeout });
+          expect(await cache.get('gone')).to.equal(undefined);
+          expect(await cache.add('added', 'value', { timeout })).to.equal(true);
+          expect(await cache.get('added')).to.equal(undefined);
+          expect(await cache.setMany({ many: 1 }, { timeout })).to.deep.equal([]);
+          expect(await cache.get('many')).to.equal(undefined);
+        }
+      });
+
+      it('rejects a timeout that is not a number or null', async function () {
+        const error = await rejectionOf(cache.set('key', 1, { timeout: 'soon' as unknown as number }));
+        expect(error).to.be.instanceOf(TypeError);
+      });
+
+      it('touch sets a new expiry and says whether the key existed', async function () {
+        await cache.set('key', 'value', { timeout: short });
+        expect(await cache.touch('key', { timeout: null })).to.equal(true);
+        expect(await cache.touch('absent')).to.equal(false);
+        await waitForExpiry();
+        expect(await cache.get('key')).to.equal('value');
+        expect(await cache.touch('key', { timeout: short })).to.equal(true);
+        await waitForExpiry();
+        expect(await cache.get('key')).to.equal(undefined);
+      });
+
+      it('touch with a timeout of zero expires the key', async function () {
+        await cache.set('key', 'value');
+        expect(await cache.touch('key', { timeout: 0 })).to.equal(true);
+        expect(await cache.hasKey('key')).to.equal(false);
+      });
+    });
+
+    describe('add and getOrSet', function () {
+      it('add stores only when absent and says whether it stored', async function () {
+        expect(await cache.add('key', 'first')).to.equal(true);
+        expect(await cache.add('key', 'second')).to.equal(false);
+        expect(await cache.get('key')).to.equal('first');
+      });
+
+      it('add stores again once the entry has expired', async function () {
+        await cache.set('key', 'old', { timeout: short });
+        await waitForExpiry();
+        expect(await cache.add('key', 'new')).to.equal(true);
+        expect(await cache.get('key')).to.equal('new');
+      });
+
+      it('getOrSet stores the default on a miss and returns the cached value on a hit', async function () {
+        let calls = 0;
+        const compute = async () => {
+          calls += 1;
+          return { computed: calls };
+        };
+        expect(await cache.getOrSet('key', compute)).to.deep.equal({ computed: 1 });
+        expect(await cache.getOrSet('key', compute)).to.deep.equal({ computed: 1 });
+        expect(calls).to.equal(1);
+        expect(await cache.getOrSet('plain', 'value')).to.equal('value');
+        await cache.set('nothing', null);
+        expect(await cache.getOrSet('nothing', 'other')).to.equal(null);
+      });
+
+      it('getOrSet keeps the value another caller added first', async function () {
+        expect(await cache.getOrSet('key', async () => {
+          await cache.add('key', 'winner');
+          return 'loser';
+        })).to.equal('winner');
+      });
+    });
+
+    describe('many at once', function () {
+      it('getMany returns the hits only, by the caller keys', async function () {
+        await cache.set('a', 1);
+        await cache.set('b', null);
+        expect(await cache.getMany(['a', 'b', 'c'])).to.deep.equal({ a: 1, b: null });
+        expect(await cache.getMany([])).to.deep.equal({});
+      });
+
+      it('setMany stores every entry and returns no failures', async function () {
+        expect(await cache.setMany({ a: 1, b: 'two' })).to.deep.equal([]);
+        expect(await cache.setMany(new Map<string, unknown>([['c', [3]]]), { timeout: short })).to.deep.equal([]);
+        expect(await cache.getMany(['a', 'b', 'c'])).to.deep.equal({ a: 1, b: 'two', c: [3] });
+        await waitForExpiry();
+        expect(await cache.getMany(['a', 'c'])).to.deep.equal({ a: 1 });
+      });
+
+      it('deleteMany deletes every key given', async function () {
+        await cache.setMany({ a: 1, b: 2, c: 3 });
+        await cache.deleteMany(['a', 'b', 'absent']);
+        expect(await cache.getMany(['a', 'b', 'c'])).to.deep.equal({ c: 3 });
+      });
+    });
+
+    describe('delete, hasKey, clear', function () {
+      it('delete says whether there was something to delete', async function () {
+        await cache.set('key', 'value');
+        expect(await cache.delete('key')).to.equal(true);
+        expect(await cache.delete('key')).to.equal(false);
+        expect(await cache.get('key')).to.equal(undefined);
+      });
+
+      it('hasKey is true for stored keys only', async function () {
+        await cache.set('key', 0);
+        expect(await cache.hasKey('key')).to.equal(true);
+        expect(await cache.hasKey('absent')).to.equal(false);
+      });
+
+      it('clear removes every entry', async function () {
+        await cache.setMany({ a: 1, b: 2 });
+        await cache.clear();
+        expect(await cache.getMany(['a', 'b'])).to.deep.equal({});
+      });
+    });
+
+    describe('incr and decr', function () {
+      it('add a delta, which may be negative, and return the new value', async function () {
+        await cache.set('n', 1);
+        expect(await cache.incr('n')).to.equal(2);
+        expect(await cache.incr('n', 10)).to.equal(12);
+        expect(await cache.incr('n', -2)).to.equal(10);
+        expect(await cache.decr('n')).to.equal(9);
+        expect(await cache.decr('n', 10)).to.equal(-1);
+        expect(await cache.get('n')).to.equal(-1);
+      });
+
+      it("reject a missing key with Key '<key>' not found", async function () {
+        const error = await rejectionOf(cache.incr('absent'));
+        expect(error.message).to.equal("Key 'absent' not found");
+        expect((await rejectionOf(cache.decr('absent'))).message).to.equal("Key 'absent' not found");
+      });
+
+      it('reject a value that is not a number with a TypeError', async function () {
+        await cache.set('text', 'abc');
+        expect(await rejectionOf(cache.incr('text'))).to.be.instanceOf(TypeError);
+        expect(await cache.get('text')).to.equal('abc');
+      });
+
+      it('keep the expiry of the entry', async function () {
+        await cache.set('n', 1, { timeout: short });
+        expect(await cache.incr('n')).to.equal(2);
+        await waitForExpiry();
+        expect(await cache.get('n')).to.equal(undefined);
+      });
+    });
+
+    describe('versions, prefixes and key functions', function () {
+      it('makes keys as keyPrefix:version:key', function () {
+        expect(target.create().makeKey('foo')).to.match(/:1:foo$/);
+        expect(target.create({ keyPrefix: 'pre' }).makeKey('foo', 3)).to.equal('pre:3:foo');
+      });
+
+      it('keeps versions apart, with the per-call version overriding the default', async function () {
+        const v2 = target.create({ version: 2 });
+        await cache.set('key', 'v1');
+        await v2.set('key', 'v2');
+        expect(await cache.get('key')).to.equal('v1');
+        expect(await v2.get('key')).to.equal('v2');
+        expect(await cache.get('key', { version: 2 })).to.equal('v2');
+        expect(await v2.get('key', { version: 1 })).to.equal('v1');
+        await cache.set('other', 'x', { version: 5 });
+        expect(await cache.hasKey('other')).to.equal(false);
+        expect(await cache.getMany(['other'], { version: 5 })).to.deep.equal({ other: 'x' });
+      });
+
+      it('keeps caches with different key prefixes apart on one store', async function () {
+        const prefixed = target.create({ keyPrefix: 'other' });
+        await cache.set('key', 'plain');
+        await prefixed.set('key', 'prefixed');
+        expect(await cache.get('key')).to.equal('plain');
+        expect(await prefixed.get('key')).to.equal('prefixed');
+        await prefixed.delete('key');
+        expect(await cache.get('key')).to.equal('plain');
+      });
+
+      it('keeps caches with different key functions apart', async function () {
+        const custom = target.create({ keyFunction: (key, prefix, version) => `custom-${prefix}-${version}-${key}` });
+        expect(custom.makeKey('key')).to.equal('custom--1-key');
+        await cache.set('key', 'default');
+        await custom.set('key', 'custom');
+        expect(await cache.get('key')).to.equal('default');
+        expect(await custom.get('key')).to.equal('custom');
+      });
+
+      it('incrVersion moves the value to the next version and returns it', async function () {
+        await cache.set('key', 'value');
+        expect(await cache.incrVersion('key')).to.equal(2);
+        expect(await cache.get('key')).to.equal(undefined);
+        expect(await cache.get('key', { version: 2 })).to.equal('value');
+        expect(await cache.incrVersion('key', 3, { version: 2 })).to.equal(5);
+        expect(await cache.decrVersion('key', 4, { version: 5 })).to.equal(1);
+        expect(await cache.get('key')).to.equal('value');
+      });
+
+      it('incrVersion works for a stored null and rejects a missing key', async function () {
+        await cache.set('nothing', null);
+        expect(await cache.incrVersion('nothing')).to.equal(2);
+        expect(await cache.get('nothing', { version: 2 })).to.equal(null);
+        expect((await rejectionOf(cache.incrVersion('absent'))).message).to.equal("Key 'absent' not found");
+        expect((await rejectionOf(cache.decrVersion('absent'))).message).to.equal("Key 'absent' not found");
+      });
+    });
+
+    describe('key validation', function () {
+      it('warns about keys memcached would refuse, naming the made key', async function () {
+        const long = 'a'.repeat(250);
+        const warnings = await cacheKeyWarnings(async () => {
+          await cache.set(long, 1);
+          await cache.get('with space');
+          await cache.hasKey('tab\there');
+          await cache.delete('del\x7f');
+        });
+        const made = (key: string) => cache.makeKey(key);
+        expect(warnings).to.deep.equal([
+          `Cache key will cause errors if used with memcached: '${made(long)}' (longer than 250)`,
+          `Cache key contains characters that will cause errors if used with memcached: '${made('with space')}'`,
+          `Cache key contains characters that will cause errors if used with memcached: '${made('tab\there')}'`,
+          `Cache key contains characters that will cause errors if used with memcached: '${made('del\x7f')}'`,
+        ]);
+      });
+
+      it('does not warn about non-ASCII keys', async function () {
+        expect(await cacheKeyWarnings(() => cache.set('ключ-日本-é', 1))).to.deep.equal([]);
+      });
+    });
+  });
+}

@@ -1,0 +1,39 @@
+import { CacheKeyWarning } from 'fragcache';
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+let counter = 0;
+/** A name no other test uses, for stores that are shared by name. */
+export function unique(prefix: string): string {
+  counter += 1;
+  return `${prefix}-${process.pid}-${counter}`;
+}
+
+/** Runs `action` and returns the messages of the CacheKeyWarnings it emitted. */
+export async function cacheKeyWarnings(action: () => Promise<unknown>): Promise<string[]> {
+  const seen: string[] = [];
+  const listener = (warning: Error) => {
+    if (warning instanceof CacheKeyWarning) seen.push(warning.message);
+  };
+  process.on('warning', listener);
+  try {
+    await action();
+    // process.emitWarning delivers on the next tick.
+    await new Promise((resolve) => setImmediate(resolve));
+  } finally {
+    process.off('warning', listener);
+  }
+  return seen;
+}
+
+/** The rejection of `promise`, failing the test if it resolves. */
+export async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error('expected the promise to reject, but it resolved');
+}

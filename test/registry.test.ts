@@ -1,0 +1,118 @@
+import { expect } from 'chai';
+import {
+  BaseCache,
+  CacheRegistry,
+  DummyCache,
+  InvalidCacheBackendError,
+  LocMemCache,
+  caches,
+  type BackendConfig,
+} from 'fragcache';
+import { unique } from './helpers.js';
+
+describe('CacheRegistry', function () {
+  it('gives the same instance for the same alias, created on first use', function () {
+    const registry = new CacheRegistry({ default: { backend: 'locmem' }, other: { backend: 'dummy' } });
+    expect(registry.all({ initializedOnly: true })).to.deep.equal([]);
+    expect(registry.get('default')).to.equal(registry.default);
+    expect(registry.get('other')).to.be.instanceOf(DummyCache);
+    expect(registry.all({ initializedOnly: true })).to.have.length(2);
+    expect(registry.all()).to.have.length(2);
+    expect(registry.has('other')).to.equal(true);
+    expect(registry.has('nope')).to.equal(false);
+  });
+
+  it('starts the process-wide registry with an in-memory default', function () {
+    expect(caches.default).to.be.instanceOf(LocMemCache);
+  });
+
+  it("rejects an unknown alias with The connection '<alias>' doesn't exist.", function () {
+    const registry = new CacheRegistry();
+    expect(() => registry.get('nope')).to.throw(InvalidCacheBackendError, "The connection 'nope' doesn't exist.");
+  });
+
+  it('requires a default cache', function () {
+    const message = "You must define a 'default' cache in your cache configuration.";
+    expect(() => new CacheRegistry({ other: { backend: 'locmem' } })).to.throw(InvalidCacheBackendError, message);
+    expect(() => new CacheRegistry().configure({})).to.throw(InvalidCacheBackendError, message);
+  });
+
+  it('reports a backend that cannot be loaded', function () {
+    const registry = new CacheRegistry({
+      default: { backend: 'locmem' },
+      missing: { backend: './no/such/module.js#Nope' },
+      wrongExport: { backend: './test/fixtures/custom-backend.mjs#notABackend' },
+      unknownName: { backend: 'memcache' },
+    });
+    expect(() => registry.get('missing')).to.throw(InvalidCacheBackendError, "Could not find backend './no/such/module.js#Nope': ");
+    expect(() => registry.get('wrongExport')).to.throw(
+      InvalidCacheBackendError,
+      "Could not find backend './test/fixtures/custom-backend.mjs#notABackend': it is not a class extending BaseCache",
+    );
+    expect(() => registry.get('unknownName')).to.throw(InvalidCacheBackendError, "Could not find backend 'memcache'");
+  });
+
+  it('creates custom backends from a class or a module specifier', async function () {
+    class Recording extends LocMemCache {
+      readonly seen: { location: unknown; params: BackendConfig };
+      constructor(location: string | string[] | undefined, params: BackendConfig) {
+        super(location, params);
+        this.seen = { location, params };
+      }
+    }
+    const location = unique('custom');
+    const registry = new CacheRegistry({
+      default: { backend: Recording, location, timeout: 60, options: { flavour: 'x' } },
+      specifier: { backend: './test/fixtures/custom-backend.mjs#ShoutingCache', location },
+      defaultExport: { backend: './test/fixtures/custom-backend.mjs', location },
+    });
+    const recording = registry.default as Recording;
+    expect(recording.seen.location).to.equal(location);
+    expect(recording.seen.params.options).to.deep.equal({ flavour: 'x' });
+    expect(recording.defaultTimeout).to.equal(60);
+
+    await registry.default.set('greeting', 'hello');
+    expect(registry.get('specifier')).to.be.instanceOf(BaseCache);
+    expect(await registry.get('specifier').get('greeting')).to.equal('HELLO');
+    expect(await registry.get('defaultExport').get('greeting')).to.equal('HELLO');
+  });
+
+  it('loads a key function from a module specifier', async function () {
+    const registry = new CacheRegistry({
+      default: { backend: 'locmem', keyPrefix: 'p', keyFunction: './test/fixtures/key-function.cjs#dashedKey' },
+      broken: { backend: 'locmem', keyFunction: './test/fixtures/key-function.cjs#absent' },
+    });
+    expect(registry.default.makeKey('key')).to.equal('p-1-key');
+    expect(() => registry.get('broken')).to.throw(InvalidCacheBackendError, "Could not find backend './test/fixtures/key-function.cjs#absent'");
+  });
+
+  it('configure replaces the caches, closing those created before', async function () {
+    const closed: string[] = [];
+    class Closing extends LocMemCache {
+      override async close(): Promise<void> {
+        closed.push('closed');
+      }
+    }
+    const registry = new CacheRegistry({ default: { backend: Closing } });
+    const before = registry.default;
+    registry.configure({ default: { backend: 'dummy' } });
+    expect(registry.default).to.be.instanceOf(DummyCache).and.not.equal(before);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(closed).to.deep.equal(['closed']);
+  });
+
+  it('close closes every created cache; they are created anew afterwards', async function () {
+    let closes = 0;
+    class Counting extends LocMemCache {
+      override async close(): Promise<void> {
+        closes += 1;
+      }
+    }
+    const registry = new CacheRegistry({ default: { backend: Counting }, b: { backend: Counting } });
+    const first = registry.default;
+    registry.get('b');
+    await registry.close();
+    expect(closes).to.equal(2);
+    expect(registry.default).not.to.equal(first);
+  });
+});
