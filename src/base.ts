@@ -52,8 +52,10 @@ function toInteger(value: unknown): number | undefined {
   return undefined;
 }
 
+/** Like Django, but a number is taken as it is: fractions of a second are useful and harmless. */
 function configuredTimeout(value: unknown): Timeout {
   if (value === null) return null;
+  if (typeof value === 'number' && Number.isFinite(value)) return value;
   return toInteger(value) ?? DEFAULT_TIMEOUT;
 }
 

@@ -70,6 +70,10 @@ function withNunjucksProtocol(error: unknown): unknown {
   });
 }
 
+function insideConstructAdvice(construct: string): string {
+  return `it is inside {% ${construct} %}, which Nunjucks renders synchronously even in an asynchronous render; move the cache block out of it, or use a cache that answers synchronously (locmem)`;
+}
+
 const SYNC_ADVICE =
   'create the extension with new CacheExtension({ async: true }) and render with renderAsync() or a callback';
 
@@ -197,7 +201,9 @@ export class CacheExtension {
       literal(alias !== undefined),
       ...vary,
     ]);
-    const Call = this.async ? nodes.CallExtensionAsync : nodes.CallExtension;
+    // Inside a synchronous construct the asynchronous call cannot work (Nunjucks drops its output, or
+    // fails to compile it inside call and filter blocks), so the synchronous call is used there too.
+    const Call = this.async && construct === undefined ? nodes.CallExtensionAsync : nodes.CallExtension;
     return new Call(this, 'run', args, [body]);
   }
 
@@ -222,22 +228,20 @@ export class CacheExtension {
   run(_context: unknown, name: string, line: number, construct: string | null, timeout: unknown, alias: unknown, hasAlias: boolean, ...rest: unknown[]): unknown {
     const place = { template: undefined, line };
     const using = hasAlias ? alias : NO_ALIAS;
-    if (!this.async) {
+    if (!this.async || construct !== null) {
       const body = rest.pop() as SyncBody;
+      const advice = construct === null ? SYNC_ADVICE : insideConstructAdvice(construct);
       try {
-        return new nunjucks.runtime.SafeString(this.runtime.render(name, timeout, using, rest, body, place, SYNC_ADVICE) as string);
+        return new nunjucks.runtime.SafeString(this.runtime.render(name, timeout, using, rest, body, place, advice) as string);
       } catch (error) {
         throw withNunjucksProtocol(error);
       }
     }
     const done = rest.pop() as Callback;
     const body = rest.pop() as AsyncBody;
-    const advice = construct
-      ? `it is inside {% ${construct} %}, which Nunjucks renders synchronously even in an asynchronous render; move the cache block out of it, or use a cache that answers synchronously (locmem)`
-      : undefined;
     let html: Awaitable<string>;
     try {
-      html = this.runtime.render(name, timeout, using, rest, awaitableBody(body), place, advice);
+      html = this.runtime.render(name, timeout, using, rest, awaitableBody(body), place);
     } catch (error) {
       done(withNunjucksProtocol(error));
       return undefined;

@@ -1,0 +1,218 @@
+import { expect } from 'chai';
+import { Eta } from 'eta';
+import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { CacheRegistry, TemplateSyntaxError, invalidateFragment, makeTemplateFragmentKey, type CacheConfig } from 'fragcache';
+import { cachePlugin } from 'fragcache/eta';
+import { AsyncMemoryCache } from './fixtures/async-memory-cache.js';
+import { unique } from './helpers.js';
+
+type Templates = Record<string, string>;
+
+interface Site {
+  eta: Eta;
+  caches: CacheRegistry;
+  views: string;
+  renders: Record<string, number>;
+  data(extra?: object): object;
+}
+
+function site(templates: Templates, opts: { config?: CacheConfig; autoEscape?: boolean } = {}): Site {
+  const views = mkdtempSync(join(tmpdir(), 'fragcache-eta-'));
+  for (const [name, source] of Object.entries(templates)) {
+    mkdirSync(dirname(join(views, name)), { recursive: true });
+    writeFileSync(join(views, name), source);
+  }
+  const caches = new CacheRegistry(opts.config ?? { default: { backend: 'locmem', location: unique('eta') } });
+  const eta = new Eta({ views, autoEscape: opts.autoEscape ?? true, plugins: [cachePlugin({ caches })] });
+  const renders: Record<string, number> = {};
+  const count = (name = 'body') => {
+    renders[name] = (renders[name] ?? 0) + 1;
+    return renders[name];
+  };
+  return { eta, caches, views, renders, data: (extra = {}) => ({ count, ...extra }) };
+}
+
+function thrown(action: () => unknown): Error {
+  try {
+    action();
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error('expected the render to throw');
+}
+
+async function rejected(action: () => Promise<unknown>): Promise<Error> {
+  try {
+    await action();
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error('expected the render to fail');
+}
+
+const asyncConfig = (): CacheConfig => ({ default: { backend: AsyncMemoryCache, location: unique('eta-async') } });
+
+describe('Eta cache tag', function () {
+  describe('caching', function () {
+    it('renders the body once and serves the stored HTML afterwards, in render and renderAsync', async function () {
+      const s = site({ 'page.eta': 'a<% cache 60 sidebar %>[<%= it.count() %>]<% endcache %>b' });
+      expect(s.eta.render('page', s.data())).to.equal('a[1]b');
+      expect(s.eta.render('page', s.data())).to.equal('a[1]b');
+      expect(await s.eta.renderAsync('page', s.data())).to.equal('a[1]b');
+      expect(s.renders.body).to.equal(1);
+    });
+
+    it('keeps one entry per combination of vary values; expressions with spaces in parentheses', function () {
+      const s = site({ 'page.eta': '<% cache 60 menu it.user.name.toLowerCase() (it.page + 1) %><%= it.user.name %><%= it.count() %><% endcache %>' });
+      expect(s.eta.render('page', s.data({ user: { name: 'Ann' }, page: 1 }))).to.equal('Ann1');
+      expect(s.eta.render('page', s.data({ user: { name: 'ANN' }, page: 1 }))).to.equal('Ann1');
+      expect(s.eta.render('page', s.data({ user: { name: 'Ann' }, page: 2 }))).to.equal('Ann2');
+    });
+
+    it('stores under makeTemplateFragmentKey(name, vary), taking NAME literally', async function () {
+      const s = site({
+        'page.eta':
+          '<% cache 60 sidebar it.user 7 %>1<% endcache %><% cache 60 local-thing %>2<% endcache %>' +
+          '<% cache 60 a.b %>3<% endcache %><% cache 60 "quoted name" %>4<% endcache %><% cache 1 using="x" %>5<% endcache %>',
+      });
+      s.eta.render('page', s.data({ user: 'ann', sidebar: 'not a variable' }));
+      const cache = s.caches.default;
+      expect(await cache.get(makeTemplateFragmentKey('sidebar', ['ann', 7]))).to.equal('1');
+      for (const [name, html] of [['local-thing', '2'], ['a.b', '3'], ['quoted name', '4'], ['using="x"', '5']]) {
+        expect(await cache.get(makeTemplateFragmentKey(name!)), name).to.equal(html);
+      }
+    });
+
+    it('shares entries with Nunjucks-rendered fragments of the same name and vary values', async function () {
+      const s = site({ 'page.eta': '<% cache 60 shared it.id %>eta<% endcache %>' });
+      await s.caches.default.set(makeTemplateFragmentKey('shared', [5]), 'from elsewhere');
+      expect(s.eta.render('page', s.data({ id: 5 }))).to.equal('from elsewhere');
+    });
+
+    it('caches an empty rendering as a hit', function () {
+      const s = site({ 'page.eta': '[<% cache 60 empty %><% it.count() %><% endcache %>]' });
+      expect(s.eta.render('page', s.data())).to.equal('[]');
+      expect(s.eta.render('page', s.data())).to.equal('[]');
+      expect(s.renders.body).to.equal(1);
+    });
+
+    it('outputs a hit without escaping it again', function () {
+      const s = site({ 'page.eta': '<% cache 60 e %><b><%= it.text %></b><% endcache %>' });
+      expect(s.eta.render('page', s.data({ text: '<i>&' }))).to.equal('<b>&lt;i&gt;&amp;</b>');
+      expect(s.eta.render('page', s.data({ text: '<i>&' }))).to.equal('<b>&lt;i&gt;&amp;</b>');
+    });
+
+    it('supports whitespace-trim markers', function () {
+      const s = site({ 'page.eta': 'a\n<%- cache 60 t -%>\n  x\n<%_ endcache _%>\nb' });
+      // `-` trims one newline, `_` all whitespace: the body's indentation stays.
+      expect(s.eta.render('page', s.data())).to.equal('a  xb');
+    });
+
+    it('is invalidated by invalidateFragment', async function () {
+      const s = site({ 'page.eta': '<% cache 60 sidebar it.user %><%= it.count() %><% endcache %>' });
+      expect(s.eta.render('page', s.data({ user: 'ann' }))).to.equal('1');
+      expect(await invalidateFragment('sidebar', ['ann'], { caches: s.caches })).to.equal(true);
+      expect(s.eta.render('page', s.data({ user: 'ann' }))).to.equal('2');
+    });
+  });
+
+  describe('timeouts and caches', function () {
+    it('accepts numbers, integer-like strings and null; renders every time for zero or less', function () {
+      const s = site({ 'page.eta': '<% cache it.t frag it.n %><%= it.count() %><% endcache %>' });
+      for (const [t, n] of [[60, 'a'], ['12', 'b'], [' +4 ', 'c'], [2.9, 'd'], [null, 'e']] as const) {
+        expect(s.eta.render('page', s.data({ t, n }))).to.equal(s.eta.render('page', s.data({ t, n })));
+      }
+      expect(s.eta.render('page', s.data({ t: 0, n: 'z' }))).to.equal('6');
+      expect(s.eta.render('page', s.data({ t: '-3', n: 'z' }))).to.equal('7');
+    });
+
+    it('rejects a non-integer timeout with the template and line, even on a hit', function () {
+      const s = site({ 'page.eta': 'x\n<% cache it.t frag %>body<% endcache %>' });
+      s.eta.render('page', s.data({ t: 60 }));
+      for (const [t, shown] of [[undefined, 'undefined'], ['fail', "'fail'"], ['1.5', "'1.5'"], [[], '[]'], ['None', "'None'"]] as const) {
+        const error = thrown(() => s.eta.render('page', s.data({ t })));
+        expect(error).to.be.instanceOf(TemplateSyntaxError);
+        expect(error.message).to.equal(`${join(s.views, 'page.eta')}:2: "cache" tag got a non-integer timeout value: ${shown}`);
+      }
+    });
+
+    it('uses using= (literal or expression), else template_fragments, else default; rejects unknown aliases', async function () {
+      const config: CacheConfig = {
+        default: { backend: 'locmem', location: unique('d') },
+        other: { backend: 'locmem', location: unique('o') },
+        template_fragments: { backend: 'locmem', location: unique('f') },
+      };
+      const s = site({ 'page.eta': '<% cache 60 a using="other" %>A<% endcache %><% cache 60 b using=it.alias %>B<% endcache %><% cache 60 c %>C<% endcache %>' }, { config });
+      s.eta.render('page', s.data({ alias: 'other' }));
+      expect(await s.caches.get('other').getMany([makeTemplateFragmentKey('a'), makeTemplateFragmentKey('b')])).to.have.keys(
+        makeTemplateFragmentKey('a'),
+        makeTemplateFragmentKey('b'),
+      );
+      expect(await s.caches.get('template_fragments').get(makeTemplateFragmentKey('c'))).to.equal('C');
+      const error = thrown(() => s.eta.render('page', s.data({ alias: 'nope' })));
+      expect(error.message).to.equal(`${join(s.views, 'page.eta')}:1: Invalid cache name specified for cache tag: 'nope'`);
+    });
+  });
+
+  describe('syntax errors, naming the template and line', function () {
+    const cases: Array<[string, string]> = [
+      ['<% cache %>x<% endcache %>', "'cache' tag requires at least 2 arguments."],
+      ['<% cache 60 %>x<% endcache %>', "'cache' tag requires at least 2 arguments."],
+      ['<% cache 60 n using="default" it.x %>x<% endcache %>', "'cache' tag accepts using= only as its last argument."],
+      ['<% cache 60 n %>never closed', "Unclosed tag on line 2: 'cache'. Looking for one of: endcache."],
+      ['x<% endcache %>', "Invalid block tag on line 2: 'endcache'."],
+    ];
+    for (const [source, reason] of cases) {
+      it(reason, async function () {
+        const s = site({ 'broken.eta': `first line\n${source}` });
+        const where = `${join(s.views, 'broken.eta')}:2: `;
+        expect(thrown(() => s.eta.render('broken', s.data())).message).to.equal(where + reason);
+        expect((await rejected(() => s.eta.renderAsync('broken', s.data()))).message).to.equal(where + reason);
+      });
+    }
+  });
+
+  const constructs: Templates = {
+    'page.eta': [
+      '<% for (const item of it.items) { %><% cache 60 row item %><<%= item %>:<%= it.count() %>><% endcache %><% } %>',
+      '<% if (true) { %><% cache 60 iffy %>i<%= it.count() %><% endcache %><% } %>',
+      '<%~ include("./partial", { count: it.count }) %>',
+      '<% cache 60 outer %>O<%= it.count() %><% cache 60 inner %>I<%= it.count() %><% endcache %><% endcache %>',
+    ].join('|'),
+    'partial.eta': '<% cache 60 partial %>p<%= it.count() %><% endcache %>',
+    'layout.eta': '<<%~ it.body %>>',
+    'child.eta': '<% layout("./layout") %><% cache 60 child %>c<%= it.count() %><% endcache %>',
+  };
+
+  it('works in loops, conditions, partials, layouts and nested blocks with render()', function () {
+    const s = site(constructs);
+    expect(s.eta.render('page', s.data({ items: [1, 2] }))).to.equal('<1:1><2:2>|i3|p4|O5I6');
+    expect(s.eta.render('page', s.data({ items: [1, 2, 3] }))).to.equal('<1:1><2:2><3:7>|i3|p4|O5I6');
+    expect(s.eta.render('child', s.data())).to.equal('<c8>');
+    expect(s.eta.render('child', s.data())).to.equal('<c8>');
+  });
+
+  it('works with an asynchronous cache in renderAsync and renderStringAsync', async function () {
+    // An asynchronous render includes partials with includeAsync; a plain include() renders synchronously.
+    const page = constructs['page.eta']!.replace('<%~ include(', '<%~ await includeAsync(');
+    const s = site({ ...constructs, 'page.eta': page }, { config: asyncConfig() });
+    expect(await s.eta.renderAsync('page', s.data({ items: [1, 2] }))).to.equal('<1:1><2:2>|i3|p4|O5I6');
+    expect(await s.eta.renderAsync('page', s.data({ items: [1, 2] }))).to.equal('<1:1><2:2>|i3|p4|O5I6');
+    expect(await s.eta.renderAsync('child', s.data())).to.equal('<c7>');
+    expect(await s.eta.renderAsync('child', s.data())).to.equal('<c7>');
+    const source = '<% cache 60 s %><%= await Promise.resolve("awaited") %><%= it.count() %><% endcache %>';
+    expect(await s.eta.renderStringAsync(source, s.data())).to.equal('awaited8');
+    expect(await s.eta.renderStringAsync(source, s.data())).to.equal('awaited8');
+  });
+
+  it('fails with advice, never an empty page, when a synchronous render meets an asynchronous cache', async function () {
+    const s = site({ 'page.eta': 'before <% cache 60 a %>x<% endcache %>', 'outer.eta': '<%~ include("./page") %>' }, { config: asyncConfig() });
+    const error = thrown(() => s.eta.render('page', s.data()));
+    expect(error.message).to.include(`${join(s.views, 'page.eta')}:1:`);
+    expect(error.message).to.include('eta.renderAsync()');
+    const included = await rejected(() => s.eta.renderAsync('outer', s.data()));
+    expect(included.message).to.include(`${join(s.views, 'page.eta')}:1:`);
+  });
+});

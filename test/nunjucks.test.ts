@@ -1,0 +1,341 @@
+import { expect } from 'chai';
+import nunjucks from 'nunjucks';
+import { CacheRegistry, TemplateSyntaxError, invalidateFragment, makeTemplateFragmentKey, type CacheConfig } from 'fragcache';
+import { CacheExtension, renderAsync } from 'fragcache/nunjucks';
+import { AsyncMemoryCache } from './fixtures/async-memory-cache.js';
+import { sleep, unique } from './helpers.js';
+
+type Templates = Record<string, string>;
+
+/** A loader over an object of template sources, so each test states its templates inline. */
+function memoryLoader(templates: Templates): nunjucks.ILoader {
+  return {
+    getSource: (name: string) => (name in templates ? { src: templates[name]!, path: name, noCache: true } : null),
+  } as unknown as nunjucks.ILoader;
+}
+
+interface Site {
+  env: nunjucks.Environment;
+  caches: CacheRegistry;
+  /** How often each counter was called: the body's render count. */
+  renders: Record<string, number>;
+  render(name: string, context?: object): string;
+  renderAsync(name: string, context?: object): Promise<string>;
+  renderCallback(name: string, context?: object): Promise<string>;
+}
+
+function site(templates: Templates, opts: { async?: boolean; autoescape?: boolean; config?: CacheConfig } = {}): Site {
+  const caches = new CacheRegistry(opts.config ?? { default: { backend: 'locmem', location: unique('nunjucks') } });
+  const env = new nunjucks.Environment(memoryLoader(templates), { autoescape: opts.autoescape ?? true });
+  env.addExtension('CacheExtension', new CacheExtension({ caches, async: opts.async ?? false }));
+  const renders: Record<string, number> = {};
+  env.addGlobal('count', (name = 'body') => {
+    renders[name] = (renders[name] ?? 0) + 1;
+    return renders[name];
+  });
+  return {
+    env,
+    caches,
+    renders,
+    render: (name, context = {}) => env.render(name, context),
+    renderAsync: (name, context = {}) => renderAsync(env, name, context),
+    renderCallback: (name, context = {}) =>
+      new Promise((resolve, reject) => env.render(name, context, (error, html) => (error ? reject(error) : resolve(html!)))),
+  };
+}
+
+function renderError(action: () => unknown): Error {
+  try {
+    action();
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error('expected the render to throw');
+}
+
+async function asyncRenderError(action: () => Promise<unknown>): Promise<Error> {
+  try {
+    await action();
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error('expected the render to fail');
+}
+
+const asyncConfig = (): CacheConfig => ({ default: { backend: AsyncMemoryCache, location: unique('nunjucks-async') } });
+
+describe('Nunjucks cache tag', function () {
+  describe('caching', function () {
+    it('renders the body once and serves the stored HTML afterwards', function () {
+      const s = site({ 'page.njk': 'a{% cache 60 sidebar %}[{{ count() }}]{% endcache %}b' });
+      expect(s.render('page.njk')).to.equal('a[1]b');
+      expect(s.render('page.njk')).to.equal('a[1]b');
+      expect(s.renders.body).to.equal(1);
+    });
+
+    it('keeps one entry per combination of vary values, with filters applied', function () {
+      const s = site({ 'page.njk': '{% cache 60 menu user.name | lower lang %}{{ user.name }}{{ count() }}{% endcache %}' });
+      expect(s.render('page.njk', { user: { name: 'Ann' }, lang: 'en' })).to.equal('Ann1');
+      expect(s.render('page.njk', { user: { name: 'ANN' }, lang: 'en' })).to.equal('Ann1');
+      expect(s.render('page.njk', { user: { name: 'Bob' }, lang: 'en' })).to.equal('Bob2');
+      expect(s.render('page.njk', { user: { name: 'Bob' }, lang: 'fr' })).to.equal('Bob3');
+    });
+
+    it('stores under makeTemplateFragmentKey(name, vary) in the default cache', async function () {
+      const s = site({ 'page.njk': '{% cache 60 sidebar user 7 %}html{% endcache %}' });
+      s.render('page.njk', { user: 'ann' });
+      expect(await s.caches.default.get(makeTemplateFragmentKey('sidebar', ['ann', 7]))).to.equal('html');
+    });
+
+    it('shares one entry between templates that use the same name and vary values', function () {
+      const s = site({
+        'a.njk': '{% cache 60 shared x %}A{{ count() }}{% endcache %}',
+        'b.njk': '{% cache 60 shared x %}B{{ count() }}{% endcache %}',
+      });
+      expect(s.render('a.njk', { x: 1 })).to.equal('A1');
+      expect(s.render('b.njk', { x: 1 })).to.equal('A1');
+    });
+
+    it('takes NAME literally: dashes, dots, quotes, and never a variable', async function () {
+      const s = site({
+        'page.njk':
+          '{% cache 60 local-thing %}1{% endcache %}{% cache 60 a.b %}2{% endcache %}' +
+          '{% cache 60 "quoted name" %}3{% endcache %}{% cache 60 sidebar %}4{% endcache %}{% cache 1 using="x" %}5{% endcache %}',
+      });
+      s.render('page.njk', { sidebar: 'not this', a: { b: 'nor this' } });
+      const cache = s.caches.default;
+      for (const [name, html] of [['local-thing', '1'], ['a.b', '2'], ['quoted name', '3'], ['sidebar', '4'], ['using="x"', '5']]) {
+        expect(await cache.get(makeTemplateFragmentKey(name!)), name).to.equal(html);
+      }
+    });
+
+    it('caches an empty rendering as a hit', function () {
+      const s = site({ 'page.njk': '[{% cache 60 empty %}{% set n = count() %}{% endcache %}]' });
+      expect(s.render('page.njk')).to.equal('[]');
+      expect(s.render('page.njk')).to.equal('[]');
+      expect(s.renders.body).to.equal(1);
+    });
+
+    it('outputs a hit without escaping it again, with autoescape on or off', function () {
+      for (const autoescape of [true, false]) {
+        const s = site({ 'page.njk': '{% cache 60 e %}<b>{{ text }}</b>{% endcache %}' }, { autoescape });
+        const expected = autoescape ? '<b>&lt;i&gt;&amp;</b>' : '<b><i>&</b>';
+        expect(s.render('page.njk', { text: '<i>&' })).to.equal(expected);
+        expect(s.render('page.njk', { text: '<i>&' })).to.equal(expected);
+      }
+    });
+
+    it('is invalidated by invalidateFragment with the same name and vary values', async function () {
+      const s = site({ 'page.njk': '{% cache 60 sidebar user %}{{ count() }}{% endcache %}' });
+      expect(s.render('page.njk', { user: 'ann' })).to.equal('1');
+      expect(await invalidateFragment('sidebar', ['ann'], { caches: s.caches })).to.equal(true);
+      expect(s.render('page.njk', { user: 'ann' })).to.equal('2');
+    });
+  });
+
+  describe('timeouts', function () {
+    it('accepts integer literals, variables, integer-like strings, floats and none', function () {
+      const s = site({ 'page.njk': '{% cache t frag n %}{{ count() }}{% endcache %}' });
+      for (const [t, n] of [[60, 'a'], ['12', 'b'], [' 12 ', 'c'], ['+4', 'd'], [2.9, 'e'], [null, 'f']] as const) {
+        expect(s.render('page.njk', { t, n })).to.equal(s.render('page.njk', { t, n }));
+      }
+      const literal = site({ 'page.njk': '{% cache none forever %}{{ count() }}{% endcache %}{% cache 5 five %}{{ count() }}{% endcache %}' });
+      expect(literal.render('page.njk')).to.equal('12');
+      expect(literal.render('page.njk')).to.equal('12');
+    });
+
+    it('renders the body every time for a zero or negative timeout', function () {
+      const s = site({ 'page.njk': '{% cache t z %}{{ count() }}{% endcache %}' });
+      expect(s.render('page.njk', { t: 0 })).to.equal('1');
+      expect(s.render('page.njk', { t: '-3' })).to.equal('2');
+      expect(s.render('page.njk', { t: -1 })).to.equal('3');
+    });
+
+    it('expires the fragment after its timeout, whatever the cache default', async function () {
+      const s = site(
+        { 'page.njk': '{% cache t frag n %}{{ count() }}{% endcache %}' },
+        { config: { default: { backend: 'locmem', location: unique('nunjucks'), timeout: 0.05 } } },
+      );
+      expect(s.render('page.njk', { t: 1, n: 'one' })).to.equal('1');
+      expect(s.render('page.njk', { t: 60, n: 'sixty' })).to.equal('2');
+      await sleep(1100);
+      expect(s.render('page.njk', { t: 1, n: 'one' })).to.equal('3');
+      expect(s.render('page.njk', { t: 60, n: 'sixty' })).to.equal('2');
+    });
+
+    it('rejects a non-integer timeout with the template and line, even on a hit', function () {
+      const s = site({ 'page.njk': 'x\n{% cache t n %}body{% endcache %}' });
+      s.render('page.njk', { t: 60, n: 1 });
+      const cases: Array<[unknown, string]> = [
+        [undefined, 'undefined'],
+        ['fail', "'fail'"],
+        ['1.5', "'1.5'"],
+        ['', "''"],
+        [[], '[]'],
+        ['None', "'None'"],
+      ];
+      for (const [t, shown] of cases) {
+        const error = renderError(() => s.render('page.njk', { t, n: 1 }));
+        expect(error.message).to.include(`"cache" tag got a non-integer timeout value: ${shown}`);
+        expect(error.message).to.include('page.njk:2');
+        expect(error.name).to.equal('TemplateSyntaxError');
+      }
+    });
+  });
+
+  describe('choosing the cache', function () {
+    const config = (): CacheConfig => ({
+      default: { backend: 'locmem', location: unique('default') },
+      other: { backend: 'locmem', location: unique('other') },
+    });
+
+    it('uses using= (a literal or a variable), else template_fragments, else default', async function () {
+      const s = site({ 'page.njk': '{% cache 60 a using="other" %}A{% endcache %}{% cache 60 b using=alias %}B{% endcache %}{% cache 60 c %}C{% endcache %}' }, { config: config() });
+      s.render('page.njk', { alias: 'other' });
+      const other = s.caches.get('other');
+      expect(await other.get(makeTemplateFragmentKey('a'))).to.equal('A');
+      expect(await other.get(makeTemplateFragmentKey('b'))).to.equal('B');
+      expect(await s.caches.default.get(makeTemplateFragmentKey('c'))).to.equal('C');
+
+      const withFragments = site({ 'page.njk': '{% cache 60 c %}C{% endcache %}' }, {
+        config: { ...config(), template_fragments: { backend: 'locmem', location: unique('fragments') } },
+      });
+      withFragments.render('page.njk');
+      expect(await withFragments.caches.get('template_fragments').get(makeTemplateFragmentKey('c'))).to.equal('C');
+      expect(await withFragments.caches.default.get(makeTemplateFragmentKey('c'))).to.equal(undefined);
+    });
+
+    it('rejects an unknown alias at render time, naming it', function () {
+      const s = site({ 'page.njk': '\n\n{% cache 60 a using="nope" %}A{% endcache %}' });
+      const error = renderError(() => s.render('page.njk'));
+      expect(error.message).to.include("Invalid cache name specified for cache tag: 'nope'");
+      expect(error.message).to.include('page.njk:3');
+    });
+  });
+
+  describe('syntax errors, with the template and line', function () {
+    const cases: Array<[string, string]> = [
+      ['{% cache %}x{% endcache %}', "'cache' tag requires at least 2 arguments."],
+      ['{% cache 60 %}x{% endcache %}', "'cache' tag requires at least 2 arguments."],
+      ['{% cache 60 name using="default" user %}x{% endcache %}', "'cache' tag accepts using= only as its last argument."],
+      ['{% cache 60 name %}never closed', "Unclosed tag on line 2: 'cache'. Looking for one of: endcache."],
+    ];
+    for (const [source, reason] of cases) {
+      it(reason, function () {
+        for (const async of [false, true]) {
+          const s = site({ 'broken.njk': `first line\n${source}` }, { async });
+          const error = renderError(() => s.render('broken.njk'));
+          expect(error.name).to.equal('TemplateSyntaxError');
+          expect(error.message).to.equal(`broken.njk:2: ${reason}`);
+        }
+      });
+    }
+
+    it('is a TemplateSyntaxError instance when Nunjucks runs in dev mode', function () {
+      const env = new nunjucks.Environment(memoryLoader({ 'x.njk': '{% cache 1 %}{% endcache %}' }), { dev: true });
+      env.addExtension('CacheExtension', new CacheExtension());
+      expect(renderError(() => env.render('x.njk', {}))).to.be.instanceOf(TemplateSyntaxError);
+    });
+  });
+
+  const constructs: Templates = {
+    'constructs.njk': [
+      '{% for item in items %}{% cache 60 row item %}<{{ item }}:{{ count() }}>{% endcache %}{% endfor %}',
+      '{% if true %}{% cache 60 iffy %}i{{ count() }}{% endcache %}{% endif %}',
+      '{% include "part.njk" %}',
+      '{% macro m(x) %}{% cache 60 macro x %}m{{ x }}{{ count() }}{% endcache %}{% endmacro %}{{ m(1) }}{{ m(1) }}',
+      '{% macro wrap() %}({{ caller() }}){% endmacro %}{% call wrap() %}{% cache 60 called %}c{{ count() }}{% endcache %}{% endcall %}',
+      '{% filter upper %}{% cache 60 filtered %}f{{ count() }}{% endcache %}{% endfilter %}',
+      '{% set captured %}{% cache 60 captured %}s{{ count() }}{% endcache %}{% endset %}{{ captured }}',
+      '{% cache 60 outer %}O{{ count() }}{% cache 60 inner %}I{{ count() }}{% endcache %}{% endcache %}',
+    ].join('|'),
+    'part.njk': '{% cache 60 part %}p{{ count() }}{% endcache %}',
+    'base.njk': '<{% block content %}{% endblock %}>',
+    'child.njk': '{% extends "base.njk" %}{% block content %}{% cache 60 block %}b{{ count() }}{% endcache %}{% endblock %}',
+  };
+  const expectedFirst = '<1:1><2:2>|i3|p4|m15m15|(c6)|F7|s8|O9I10';
+
+  describe('synchronous rendering with a synchronous cache', function () {
+    it('works in for, if, include, macro, call, filter, set blocks and nested blocks', function () {
+      const s = site(constructs);
+      expect(s.render('constructs.njk', { items: [1, 2] })).to.equal(expectedFirst);
+      expect(s.render('constructs.njk', { items: [1, 2, 3] })).to.equal('<1:1><2:2><3:11>|i3|p4|m15m15|(c6)|F7|s8|O9I10');
+    });
+
+    it('works in extends and blocks, and with callback rendering', async function () {
+      const s = site(constructs);
+      expect(s.render('child.njk')).to.equal('<b1>');
+      expect(await s.renderCallback('child.njk')).to.equal('<b1>');
+      expect(s.renders.body).to.equal(1);
+      const callbacks = site(constructs);
+      expect(await callbacks.renderCallback('constructs.njk', { items: [1, 2] })).to.equal(expectedFirst);
+      expect(await callbacks.renderCallback('constructs.njk', { items: [1, 2] })).to.equal(expectedFirst);
+    });
+
+    it('fails with advice, never an empty page, when the cache answers asynchronously', async function () {
+      const s = site({ 'page.njk': 'before {% cache 60 a %}x{% endcache %}' }, { config: asyncConfig() });
+      for (const render of [() => s.render('page.njk'), () => s.renderCallback('page.njk')]) {
+        const error = await asyncRenderError(async () => render());
+        expect(error.message).to.include('page.njk:1');
+        expect(error.message).to.include('cannot be used in a synchronous render');
+        expect(error.message).to.include('new CacheExtension({ async: true })');
+      }
+    });
+  });
+
+  describe('asynchronous rendering ({ async: true })', function () {
+    it('caches with an asynchronous cache through renderAsync and callbacks', async function () {
+      const s = site({ 'page.njk': 'a{% cache 60 sidebar user %}[{{ count() }}]{% endcache %}b' }, { async: true, config: asyncConfig() });
+      expect(await s.renderAsync('page.njk', { user: 1 })).to.equal('a[1]b');
+      expect(await s.renderAsync('page.njk', { user: 1 })).to.equal('a[1]b');
+      expect(await s.renderCallback('page.njk', { user: 1 })).to.equal('a[1]b');
+      expect(await s.renderAsync('page.njk', { user: 2 })).to.equal('a[2]b');
+    });
+
+    it('works in for, if, include, extends and nested blocks with an asynchronous cache', async function () {
+      const templates: Templates = {
+        ...constructs,
+        'async.njk': [
+          '{% for item in items %}{% cache 60 row item %}<{{ item }}:{{ count() }}>{% endcache %}{% endfor %}',
+          '{% if true %}{% cache 60 iffy %}i{{ count() }}{% endcache %}{% endif %}',
+          '{% include "part.njk" %}',
+          '{% cache 60 outer %}O{{ count() }}{% cache 60 inner %}I{{ count() }}{% endcache %}{% endcache %}',
+        ].join('|'),
+      };
+      const s = site(templates, { async: true, config: asyncConfig() });
+      expect(await s.renderAsync('async.njk', { items: [1, 2] })).to.equal('<1:1><2:2>|i3|p4|O5I6');
+      expect(await s.renderAsync('async.njk', { items: [1, 2] })).to.equal('<1:1><2:2>|i3|p4|O5I6');
+      expect(await s.renderAsync('child.njk')).to.equal('<b7>');
+      expect(await s.renderAsync('child.njk')).to.equal('<b7>');
+    });
+
+    it('works in every construct with a synchronous cache, in every way of rendering', async function () {
+      const s = site(constructs, { async: true });
+      expect(await s.renderAsync('constructs.njk', { items: [1, 2] })).to.equal(expectedFirst);
+      expect(s.render('constructs.njk', { items: [1, 2] })).to.equal(expectedFirst);
+      expect(await s.renderCallback('child.njk')).to.equal('<b11>');
+    });
+
+    for (const [construct, source] of [
+      ['macro', '{% macro m() %}{% cache 60 a %}x{% endcache %}{% endmacro %}{{ m() }}'],
+      ['call', '{% macro w() %}{{ caller() }}{% endmacro %}{% call w() %}{% cache 60 a %}x{% endcache %}{% endcall %}'],
+      ['filter', '{% filter upper %}{% cache 60 a %}x{% endcache %}{% endfilter %}'],
+      ['set', '{% set s %}{% if true %}{% cache 60 a %}x{% endcache %}{% endif %}{% endset %}{{ s }}'],
+    ] as const) {
+      it(`fails clearly inside {% ${construct} %} with an asynchronous cache, never dropping output`, async function () {
+        const s = site({ 'page.njk': `{% set ok = 1 %}\n${source}` }, { async: true, config: asyncConfig() });
+        const error = await asyncRenderError(() => s.renderAsync('page.njk'));
+        expect(error.message).to.include(`it is inside {% ${construct} %}`);
+        expect(error.message).to.include('page.njk:2');
+      });
+    }
+
+    it('is not confused by closed constructs before the block', async function () {
+      const s = site(
+        { 'page.njk': '{% macro m() %}m{% endmacro %}{% set a = 1 %}{% set b %}b{% endset %}{% raw %}{% macro %}{% endraw %}{% cache 60 x %}ok{% endcache %}' },
+        { async: true, config: asyncConfig() },
+      );
+      expect(await s.renderAsync('page.njk')).to.equal('{% macro %}ok');
+    });
+  });
+});
