@@ -12,6 +12,8 @@ export { CacheRegistry, caches } from './registry.js';
 export type { CacheConfig } from './registry.js';
 export { LocMemCache } from './backends/locmem.js';
 export { DummyCache } from './backends/dummy.js';
+export { RedisCache } from './backends/redis.js';
+export type { RedisBackendOptions } from './backends/redis.js';
 export { defaultKeyFunction, makeTemplateFragmentKey } from './keys.js';
 export type { KeyFunction } from './keys.js';
 export { JSONSerializer, jsonSerializer } from './serializers.js';

@@ -1,6 +1,7 @@
 import { BaseCache, type BackendClass, type BackendConfig } from './base.js';
 import { DummyCache } from './backends/dummy.js';
 import { LocMemCache } from './backends/locmem.js';
+import { RedisCache } from './backends/redis.js';
 import { InvalidCacheBackendError } from './errors.js';
 import type { KeyFunction } from './keys.js';
 import { loadExport } from './modules.js';
@@ -11,6 +12,7 @@ export type CacheConfig = Record<string, BackendConfig>;
 const builtinBackends: Readonly<Record<string, BackendClass>> = {
   locmem: LocMemCache,
   dummy: DummyCache,
+  redis: RedisCache,
 };
 
 function isBackendClass(value: unknown): value is BackendClass {

@@ -41,6 +41,8 @@ function strictReplacer(this: unknown, key: string, value: unknown): unknown {
   throw new TypeError(`The JSON serializer cannot store ${describe(value)}${where}`);
 }
 
+const textDecoder = new TextDecoder();
+
 /** The default serializer: JSON text, strict about what it accepts, with no code run on load. */
 export class JSONSerializer implements Serializer {
   dumps(value: unknown): string {
@@ -52,7 +54,7 @@ export class JSONSerializer implements Serializer {
    * an object's prototype chain.
    */
   loads(data: string | Uint8Array): unknown {
-    return JSON.parse(typeof data === 'string' ? data : Buffer.from(data).toString('utf8'));
+    return JSON.parse(typeof data === 'string' ? data : textDecoder.decode(data));
   }
 }
 

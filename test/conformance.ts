@@ -21,9 +21,21 @@ export function describeConformance(title: string, target: ConformanceTarget): v
     const waitForExpiry = () => sleep(target.expiryWaitMs);
     this.timeout(20_000 + 4 * target.expiryWaitMs);
 
+    // Every cache a test makes is closed after it, so network backends leave no connection open.
+    const opened: BaseCache[] = [];
+    const create = (overrides?: Partial<BackendConfig>) => {
+      const made = target.create(overrides);
+      opened.push(made);
+      return made;
+    };
+
     beforeEach(async function () {
-      cache = target.create();
+      cache = create();
       await cache.clear();
+    });
+
+    afterEach(async function () {
+      await Promise.all(opened.splice(0).map((made) => made.close()));
     });
 
     describe('get and set', function () {
@@ -112,7 +124,7 @@ export function describeConformance(title: string, target: ConformanceTarget): v
       });
 
       it('never expires with timeout null', async function () {
-        const forever = target.create({ timeout: short });
+        const forever = create({ timeout: short });
         await forever.set('forever', 'value', { timeout: null });
         await forever.set('default', 'value');
         await waitForExpiry();
@@ -121,9 +133,9 @@ export function describeConformance(title: string, target: ConformanceTarget): v
       });
 
       it('uses the configured default timeout, and null there means forever', async function () {
-        expect(target.create().defaultTimeout).to.equal(300);
-        expect(target.create({ timeout: null }).defaultTimeout).to.equal(null);
-        expect(target.create({ timeout: 'bogus' as unknown as number }).defaultTimeout).to.equal(300);
+        expect(create().defaultTimeout).to.equal(300);
+        expect(create({ timeout: null }).defaultTimeout).to.equal(null);
+        expect(create({ timeout: 'bogus' as unknown as number }).defaultTimeout).to.equal(300);
       });
 
       it('treats a zero or negative timeout as expired at once', async function () {
@@ -274,12 +286,12 @@ export function describeConformance(title: string, target: ConformanceTarget): v
 
     describe('versions, prefixes and key functions', function () {
       it('makes keys as keyPrefix:version:key', function () {
-        expect(target.create().makeKey('foo')).to.match(/:1:foo$/);
-        expect(target.create({ keyPrefix: 'pre' }).makeKey('foo', 3)).to.equal('pre:3:foo');
+        expect(create().makeKey('foo')).to.match(/:1:foo$/);
+        expect(create({ keyPrefix: 'pre' }).makeKey('foo', 3)).to.equal('pre:3:foo');
       });
 
       it('keeps versions apart, with the per-call version overriding the default', async function () {
-        const v2 = target.create({ version: 2 });
+        const v2 = create({ version: 2 });
         await cache.set('key', 'v1');
         await v2.set('key', 'v2');
         expect(await cache.get('key')).to.equal('v1');
@@ -292,7 +304,7 @@ export function describeConformance(title: string, target: ConformanceTarget): v
       });
 
       it('keeps caches with different key prefixes apart on one store', async function () {
-        const prefixed = target.create({ keyPrefix: 'other' });
+        const prefixed = create({ keyPrefix: 'other' });
         await cache.set('key', 'plain');
         await prefixed.set('key', 'prefixed');
         expect(await cache.get('key')).to.equal('plain');
@@ -302,7 +314,7 @@ export function describeConformance(title: string, target: ConformanceTarget): v
       });
 
       it('keeps caches with different key functions apart', async function () {
-        const custom = target.create({ keyFunction: (key, prefix, version) => `custom-${prefix}-${version}-${key}` });
+        const custom = create({ keyFunction: (key, prefix, version) => `custom-${prefix}-${version}-${key}` });
         expect(custom.makeKey('key')).to.equal('custom--1-key');
         await cache.set('key', 'default');
         await custom.set('key', 'custom');
