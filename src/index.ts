@@ -12,6 +12,7 @@ export { CacheRegistry, caches } from './registry.js';
 export type { CacheConfig } from './registry.js';
 export { LocMemCache } from './backends/locmem.js';
 export { DummyCache } from './backends/dummy.js';
+export { FileBasedCache } from './backends/file.js';
 export { RedisCache } from './backends/redis.js';
 export type { RedisBackendOptions } from './backends/redis.js';
 export { defaultKeyFunction, makeTemplateFragmentKey } from './keys.js';

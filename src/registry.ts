@@ -1,5 +1,6 @@
 import { BaseCache, type BackendClass, type BackendConfig } from './base.js';
 import { DummyCache } from './backends/dummy.js';
+import { FileBasedCache } from './backends/file.js';
 import { LocMemCache } from './backends/locmem.js';
 import { RedisCache } from './backends/redis.js';
 import { InvalidCacheBackendError } from './errors.js';
@@ -13,6 +14,7 @@ const builtinBackends: Readonly<Record<string, BackendClass>> = {
   locmem: LocMemCache,
   dummy: DummyCache,
   redis: RedisCache,
+  file: FileBasedCache,
 };
 
 function isBackendClass(value: unknown): value is BackendClass {
