@@ -13,6 +13,7 @@ export type { CacheConfig } from './registry.js';
 export { LocMemCache } from './backends/locmem.js';
 export { DummyCache } from './backends/dummy.js';
 export { FileBasedCache } from './backends/file.js';
+export { MemcachedCache } from './backends/memcached.js';
 export { RedisCache } from './backends/redis.js';
 export type { RedisBackendOptions } from './backends/redis.js';
 export { defaultKeyFunction, makeTemplateFragmentKey } from './keys.js';

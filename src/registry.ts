@@ -2,6 +2,7 @@ import { BaseCache, type BackendClass, type BackendConfig } from './base.js';
 import { DummyCache } from './backends/dummy.js';
 import { FileBasedCache } from './backends/file.js';
 import { LocMemCache } from './backends/locmem.js';
+import { MemcachedCache } from './backends/memcached.js';
 import { RedisCache } from './backends/redis.js';
 import { InvalidCacheBackendError } from './errors.js';
 import type { KeyFunction } from './keys.js';
@@ -15,6 +16,7 @@ const builtinBackends: Readonly<Record<string, BackendClass>> = {
   dummy: DummyCache,
   redis: RedisCache,
   file: FileBasedCache,
+  memcached: MemcachedCache,
 };
 
 function isBackendClass(value: unknown): value is BackendClass {

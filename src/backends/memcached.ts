@@ -1,0 +1,133 @@
+import memjs from 'memjs';
+import { BaseCache, type BackendConfig, type Timeout } from '../base.js';
+import { InvalidCacheKeyError } from '../errors.js';
+import { memcachedKeyProblem } from '../keys.js';
+import { decodeValue, encodeValue } from './raw-integers.js';
+
+/** Memcached reads an expiry over 30 days as a Unix time rather than a number of seconds. */
+const RELATIVE_LIMIT = 60 * 60 * 24 * 30;
+/** As the expiry of incr/decr, tells memcached to fail on a missing key instead of creating it. */
+const DO_NOT_CREATE = 0xffffffff;
+const OWN_OPTIONS = new Set(['maxEntries', 'cullFrequency']);
+const silentLogger = { log() {} };
+
+/** Django's conversion of a timeout to memcached's expiry field: null is 0 (never). */
+function expiryOf(timeout: Timeout): number {
+  if (timeout === null) return 0;
+  const seconds = Math.max(1, Math.ceil(timeout));
+  return seconds > RELATIVE_LIMIT ? Math.floor(Date.now() / 1000) + seconds : seconds;
+}
+
+function statusOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Memcached through memjs (binary protocol; it runs on current Node and has no native parts).
+ * `location` is one `host:port` or a list of them: keys are spread over the servers by hash, and a
+ * server that is down fails only the keys that live on it. Keys memcached cannot store are refused
+ * with InvalidCacheKeyError instead of a warning. Client options (`timeout`, `retries`, `failover`,
+ * `username`/`password`, …) are passed to memjs.
+ *
+ * Memcached cannot list keys: `clear()` flushes every server in `location`.
+ */
+export class MemcachedCache extends BaseCache {
+  private readonly client: memjs.Client;
+
+  constructor(location: string | string[] | undefined, params: BackendConfig) {
+    super(location, params);
+    const servers = location === undefined ? '127.0.0.1:11211' : Array.isArray(location) ? location.join(',') : location;
+    const clientOptions = Object.fromEntries(Object.entries(params.options ?? {}).filter(([name]) => !OWN_OPTIONS.has(name)));
+    this.client = memjs.Client.create(servers, { logger: silentLogger, ...clientOptions });
+  }
+
+  override validateKey(key: string): void {
+    const problem = memcachedKeyProblem(key);
+    if (problem !== undefined) throw new InvalidCacheKeyError(problem);
+  }
+
+  protected async getEntry(key: string): Promise<unknown> {
+    const { value } = await this.client.get(key);
+    return value === null ? undefined : decodeValue(value, this.serializer);
+  }
+
+  /** A value the server refuses (too large) is not stored and the old one is deleted, as in Django. */
+  protected async setEntry(key: string, value: unknown, timeout: Timeout): Promise<void> {
+    await this.store(key, value, timeout);
+  }
+
+  private async store(key: string, value: unknown, timeout: Timeout): Promise<boolean> {
+    const data = encodeValue(value, this.serializer);
+    try {
+      await this.client.set(key, Buffer.from(data), { expires: expiryOf(timeout) });
+      return true;
+    } catch (error) {
+      if (!statusOf(error).includes('Value too large')) throw error;
+      await this.client.delete(key);
+      return false;
+    }
+  }
+
+  protected async addEntry(key: string, value: unknown, timeout: Timeout): Promise<boolean> {
+    try {
+      return await this.client.add(key, Buffer.from(encodeValue(value, this.serializer)), { expires: expiryOf(timeout) });
+    } catch (error) {
+      if (statusOf(error).includes('Key exists')) return false;
+      throw error;
+    }
+  }
+
+  protected async deleteEntry(key: string): Promise<boolean> {
+    return this.client.delete(key);
+  }
+
+  protected async hasEntry(key: string): Promise<boolean> {
+    return (await this.client.get(key)).value !== null;
+  }
+
+  protected async touchEntry(key: string, timeout: Timeout): Promise<boolean> {
+    return this.client.touch(key, expiryOf(timeout));
+  }
+
+  /** The server's atomic incr/decr. Memcached counters are unsigned: decr stops at 0. */
+  protected async incrEntry(key: string, delta: number): Promise<number | undefined> {
+    if (!Number.isSafeInteger(delta)) throw new TypeError(`The memcached backend increments by integers only, not ${delta}`);
+    const options = { expires: DO_NOT_CREATE };
+    try {
+      const { value } = delta >= 0 ? await this.client.increment(key, delta, options) : await this.client.decrement(key, -delta, options);
+      return value ?? undefined;
+    } catch (error) {
+      const status = statusOf(error);
+      if (status.includes('Key not found')) return undefined;
+      if (status.includes('non-numeric')) throw new TypeError(`Cannot increment a value that is not an integer (key '${key}')`);
+      throw error;
+    }
+  }
+
+  protected async clearEntries(): Promise<void> {
+    await this.client.flush();
+  }
+
+  protected override async getEntries(keys: readonly string[]): Promise<Map<string, unknown>> {
+    const values = await Promise.all(keys.map((key) => this.getEntry(key)));
+    const found = new Map<string, unknown>();
+    keys.forEach((key, i) => {
+      if (values[i] !== undefined) found.set(key, values[i]);
+    });
+    return found;
+  }
+
+  protected override async setEntries(entries: ReadonlyMap<string, unknown>, timeout: Timeout): Promise<string[]> {
+    const pairs = [...entries];
+    const stored = await Promise.all(pairs.map(([key, value]) => this.store(key, value, timeout)));
+    return pairs.filter((_, i) => !stored[i]).map(([key]) => key);
+  }
+
+  protected override async deleteEntries(keys: readonly string[]): Promise<void> {
+    await Promise.all(keys.map((key) => this.client.delete(key)));
+  }
+
+  override async close(): Promise<void> {
+    this.client.close();
+  }
+}
