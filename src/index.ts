@@ -11,6 +11,8 @@ export type {
 export { CacheRegistry, caches } from './registry.js';
 export type { CacheConfig } from './registry.js';
 export { LocMemCache } from './backends/locmem.js';
+export { DatabaseCache } from './backends/database.js';
+export type { CreateTableResult } from './backends/database.js';
 export { DummyCache } from './backends/dummy.js';
 export { FileBasedCache } from './backends/file.js';
 export { MemcachedCache } from './backends/memcached.js';

@@ -1,4 +1,5 @@
 import { BaseCache, type BackendClass, type BackendConfig } from './base.js';
+import { DatabaseCache } from './backends/database.js';
 import { DummyCache } from './backends/dummy.js';
 import { FileBasedCache } from './backends/file.js';
 import { LocMemCache } from './backends/locmem.js';
@@ -17,6 +18,7 @@ const builtinBackends: Readonly<Record<string, BackendClass>> = {
   redis: RedisCache,
   file: FileBasedCache,
   memcached: MemcachedCache,
+  database: DatabaseCache,
 };
 
 function isBackendClass(value: unknown): value is BackendClass {

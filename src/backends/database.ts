@@ -1,0 +1,205 @@
+import pg from 'pg';
+import { BaseCache, type BackendConfig, type Timeout } from '../base.js';
+import { decodeValue, encodeValue } from './raw-integers.js';
+
+const OWN_OPTIONS = new Set(['maxEntries', 'cullFrequency']);
+/** A row that has not expired; expires is NULL for entries that never expire. */
+const LIVE = '(expires IS NULL OR expires > now())';
+
+function quoteIdentifier(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+function milliseconds(timeout: Timeout): number | null {
+  return timeout === null ? null : Math.ceil(timeout * 1000);
+}
+
+/** What `createTable` did, or would do with `dryRun`. */
+export interface CreateTableResult {
+  table: string;
+  created: boolean;
+  sql: string[];
+}
+
+/**
+ * PostgreSQL through pg. `location` names the table (create it with `fragcache createcachetable`);
+ * `options` are pg Pool options (`connectionString`, `max`, …), and pg's PG* environment variables
+ * apply as usual. Expired rows are purged, and the table culled as Django does, whenever a row is
+ * written. `clear()` empties the table: it belongs to this cache.
+ */
+export class DatabaseCache extends BaseCache {
+  readonly table: string;
+  private readonly quotedTable: string;
+  private readonly pool: pg.Pool;
+
+  constructor(location: string | string[] | undefined, params: BackendConfig) {
+    super(location, params);
+    if (typeof location !== 'string' || location === '') throw new TypeError('The database backend needs a table name as its location');
+    this.table = location;
+    this.quotedTable = quoteIdentifier(location);
+    const poolOptions = Object.fromEntries(Object.entries(params.options ?? {}).filter(([name]) => !OWN_OPTIONS.has(name)));
+    this.pool = new pg.Pool(poolOptions);
+  }
+
+  /** The statements that create this cache's table and its expiry index. */
+  tableSql(): string[] {
+    return [
+      `CREATE TABLE IF NOT EXISTS ${this.quotedTable} (cache_key text PRIMARY KEY, value bytea NOT NULL, expires timestamptz NULL)`,
+      `CREATE INDEX IF NOT EXISTS ${quoteIdentifier(`${this.table}_expires`)} ON ${this.quotedTable} (expires)`,
+    ];
+  }
+
+  /** Creates the table unless it exists; with `dryRun`, only says what it would run. */
+  async createTable(opts: { dryRun?: boolean } = {}): Promise<CreateTableResult> {
+    const sql = this.tableSql();
+    const { rows } = await this.pool.query<{ exists: boolean }>('SELECT to_regclass($1) IS NOT NULL AS exists', [this.quotedTable]);
+    if (rows[0]!.exists) return { table: this.table, created: false, sql: [] };
+    if (!opts.dryRun) for (const statement of sql) await this.pool.query(statement);
+    return { table: this.table, created: !opts.dryRun, sql };
+  }
+
+  private decode(data: Buffer): unknown {
+    return decodeValue(data, this.serializer);
+  }
+
+  private encode(value: unknown): Buffer {
+    return Buffer.from(encodeValue(value, this.serializer));
+  }
+
+  /** Django's cull, run before each write: purge expired rows, then thin the table if it is too full. */
+  private async cull(client: pg.PoolClient): Promise<void> {
+    await client.query(`DELETE FROM ${this.quotedTable} WHERE expires <= now()`);
+    const { rows } = await client.query<{ count: string }>(`SELECT count(*) AS count FROM ${this.quotedTable}`);
+    const count = Number(rows[0]!.count);
+    if (count < this.maxEntries) return;
+    if (this.cullFrequency === 0) {
+      await client.query(`DELETE FROM ${this.quotedTable}`);
+      return;
+    }
+    await client.query(
+      `DELETE FROM ${this.quotedTable} WHERE cache_key < (SELECT cache_key FROM ${this.quotedTable} ORDER BY cache_key LIMIT 1 OFFSET $1)`,
+      [Math.floor(count / this.cullFrequency)],
+    );
+  }
+
+  /** Runs `work` in a transaction after a cull. */
+  private async writing<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await this.cull(client);
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  private upsert(condition = ''): string {
+    return `INSERT INTO ${this.quotedTable} AS t (cache_key, value, expires)
+      VALUES ($1, $2, now() + $3 * interval '1 millisecond')
+      ON CONFLICT (cache_key) DO UPDATE SET value = EXCLUDED.value, expires = EXCLUDED.expires ${condition}`;
+  }
+
+  protected async getEntry(key: string): Promise<unknown> {
+    const { rows } = await this.pool.query<{ value: Buffer }>(`SELECT value FROM ${this.quotedTable} WHERE cache_key = $1 AND ${LIVE}`, [key]);
+    return rows.length === 0 ? undefined : this.decode(rows[0]!.value);
+  }
+
+  protected async setEntry(key: string, value: unknown, timeout: Timeout): Promise<void> {
+    const data = this.encode(value);
+    await this.writing((client) => client.query(this.upsert(), [key, data, milliseconds(timeout)]));
+  }
+
+  protected async addEntry(key: string, value: unknown, timeout: Timeout): Promise<boolean> {
+    const data = this.encode(value);
+    const { rowCount } = await this.writing((client) =>
+      client.query(this.upsert('WHERE t.expires IS NOT NULL AND t.expires <= now()'), [key, data, milliseconds(timeout)]),
+    );
+    return rowCount === 1;
+  }
+
+  protected async deleteEntry(key: string): Promise<boolean> {
+    const { rows } = await this.pool.query<{ live: boolean }>(
+      `DELETE FROM ${this.quotedTable} WHERE cache_key = $1 RETURNING ${LIVE} AS live`,
+      [key],
+    );
+    return rows[0]?.live === true;
+  }
+
+  protected async hasEntry(key: string): Promise<boolean> {
+    const { rowCount } = await this.pool.query(`SELECT 1 FROM ${this.quotedTable} WHERE cache_key = $1 AND ${LIVE}`, [key]);
+    return rowCount === 1;
+  }
+
+  protected async touchEntry(key: string, timeout: Timeout): Promise<boolean> {
+    const { rowCount } = await this.writing((client) =>
+      client.query(`UPDATE ${this.quotedTable} SET expires = now() + $2 * interval '1 millisecond' WHERE cache_key = $1 AND ${LIVE}`, [
+        key,
+        milliseconds(timeout),
+      ]),
+    );
+    return rowCount === 1;
+  }
+
+  /** Atomic: the row is locked from read to write. The expiry is kept. */
+  protected async incrEntry(key: string, delta: number): Promise<number | undefined> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const { rows } = await client.query<{ value: Buffer }>(`SELECT value FROM ${this.quotedTable} WHERE cache_key = $1 AND ${LIVE} FOR UPDATE`, [key]);
+      let result: number | undefined;
+      if (rows.length > 0) {
+        const current = this.decode(rows[0]!.value);
+        if (typeof current !== 'number') throw new TypeError(`Cannot increment a value that is not a number: ${String(current)}`);
+        result = current + delta;
+        await client.query(`UPDATE ${this.quotedTable} SET value = $2 WHERE cache_key = $1`, [key, this.encode(result)]);
+      }
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  protected async clearEntries(): Promise<void> {
+    await this.pool.query(`DELETE FROM ${this.quotedTable}`);
+  }
+
+  protected override async getEntries(keys: readonly string[]): Promise<Map<string, unknown>> {
+    const { rows } = await this.pool.query<{ cache_key: string; value: Buffer }>(
+      `SELECT cache_key, value FROM ${this.quotedTable} WHERE cache_key = ANY($1) AND ${LIVE}`,
+      [keys],
+    );
+    return new Map(rows.map((row) => [row.cache_key, this.decode(row.value)]));
+  }
+
+  protected override async setEntries(entries: ReadonlyMap<string, unknown>, timeout: Timeout): Promise<string[]> {
+    const keys = [...entries.keys()];
+    const values = [...entries.values()].map((value) => this.encode(value));
+    await this.writing((client) =>
+      client.query(
+        `INSERT INTO ${this.quotedTable} (cache_key, value, expires)
+          SELECT k, v, now() + $3 * interval '1 millisecond' FROM unnest($1::text[], $2::bytea[]) AS u(k, v)
+          ON CONFLICT (cache_key) DO UPDATE SET value = EXCLUDED.value, expires = EXCLUDED.expires`,
+        [keys, values, milliseconds(timeout)],
+      ),
+    );
+    return [];
+  }
+
+  protected override async deleteEntries(keys: readonly string[]): Promise<void> {
+    await this.pool.query(`DELETE FROM ${this.quotedTable} WHERE cache_key = ANY($1)`, [keys]);
+  }
+
+  override async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
