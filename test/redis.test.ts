@@ -107,6 +107,18 @@ describe('redis', function () {
       expect(await raw(servers.replicaUrl).get(':1:replicated')).to.equal('"value"');
     });
 
+    it('runs the documented custom backend (Redis with another serializer) from a module specifier', async function () {
+      const registry = new CacheRegistry({
+        default: { backend: './test/fixtures/compressed-redis-cache.mjs#CompressedRedisCache', location: servers.url, keyPrefix: 'custom' },
+      });
+      const page = { html: '<li>item</li>'.repeat(1000) };
+      await registry.default.set('page', page);
+      expect(await registry.default.get('page')).to.deep.equal(page);
+      const stored = await raw().getBuffer('custom:1:page');
+      expect(stored!.length).to.be.lessThan(JSON.stringify(page).length / 20);
+      await registry.close();
+    });
+
     it('reads and writes keys of many slots at once in a cluster', async function () {
       const c = cache({}, clusterUrls);
       const clustered = new RedisCache(clusterUrls, { backend: 'redis', options: { cluster: true } });
