@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { CacheRegistry, TemplateSyntaxError, invalidateFragment, makeTemplateFragmentKey, type CacheConfig } from 'fragcache';
 import { cachePlugin } from 'fragcache/eta';
 import { AsyncMemoryCache } from './fixtures/async-memory-cache.js';
-import { unique } from './helpers.js';
+import { rejectionOf, thrownBy, unique } from './helpers.js';
 
 type Templates = Record<string, string>;
 
@@ -34,23 +34,7 @@ function site(templates: Templates, opts: { config?: CacheConfig; autoEscape?: b
   return { eta, caches, views, renders, data: (extra = {}) => ({ count, ...extra }) };
 }
 
-function thrown(action: () => unknown): Error {
-  try {
-    action();
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected the render to throw');
-}
 
-async function rejected(action: () => Promise<unknown>): Promise<Error> {
-  try {
-    await action();
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected the render to fail');
-}
 
 const asyncConfig = (): CacheConfig => ({ default: { backend: AsyncMemoryCache, location: unique('eta-async') } });
 
@@ -132,7 +116,7 @@ describe('Eta cache tag', function () {
       const s = site({ 'page.eta': 'x\n<% cache it.t frag %>body<% endcache %>' });
       s.eta.render('page', s.data({ t: 60 }));
       for (const [t, shown] of [[undefined, 'undefined'], ['fail', "'fail'"], ['1.5', "'1.5'"], [[], '[]'], ['None', "'None'"]] as const) {
-        const error = thrown(() => s.eta.render('page', s.data({ t })));
+        const error = thrownBy(() => s.eta.render('page', s.data({ t })));
         expect(error).to.be.instanceOf(TemplateSyntaxError);
         expect(error.message).to.equal(`${join(s.views, 'page.eta')}:2: "cache" tag got a non-integer timeout value: ${shown}`);
       }
@@ -151,7 +135,7 @@ describe('Eta cache tag', function () {
         makeTemplateFragmentKey('b'),
       );
       expect(await s.caches.get('template_fragments').get(makeTemplateFragmentKey('c'))).to.equal('C');
-      const error = thrown(() => s.eta.render('page', s.data({ alias: 'nope' })));
+      const error = thrownBy(() => s.eta.render('page', s.data({ alias: 'nope' })));
       expect(error.message).to.equal(`${join(s.views, 'page.eta')}:1: Invalid cache name specified for cache tag: 'nope'`);
     });
   });
@@ -168,8 +152,8 @@ describe('Eta cache tag', function () {
       it(reason, async function () {
         const s = site({ 'broken.eta': `first line\n${source}` });
         const where = `${join(s.views, 'broken.eta')}:2: `;
-        expect(thrown(() => s.eta.render('broken', s.data())).message).to.equal(where + reason);
-        expect((await rejected(() => s.eta.renderAsync('broken', s.data()))).message).to.equal(where + reason);
+        expect(thrownBy(() => s.eta.render('broken', s.data())).message).to.equal(where + reason);
+        expect((await rejectionOf(s.eta.renderAsync('broken', s.data()))).message).to.equal(where + reason);
       });
     }
   });
@@ -209,10 +193,10 @@ describe('Eta cache tag', function () {
 
   it('fails with advice, never an empty page, when a synchronous render meets an asynchronous cache', async function () {
     const s = site({ 'page.eta': 'before <% cache 60 a %>x<% endcache %>', 'outer.eta': '<%~ include("./page") %>' }, { config: asyncConfig() });
-    const error = thrown(() => s.eta.render('page', s.data()));
+    const error = thrownBy(() => s.eta.render('page', s.data()));
     expect(error.message).to.include(`${join(s.views, 'page.eta')}:1:`);
     expect(error.message).to.include('eta.renderAsync()');
-    const included = await rejected(() => s.eta.renderAsync('outer', s.data()));
+    const included = await rejectionOf(s.eta.renderAsync('outer', s.data()));
     expect(included.message).to.include(`${join(s.views, 'page.eta')}:1:`);
   });
 });

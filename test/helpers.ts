@@ -37,3 +37,13 @@ export async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
   }
   throw new Error('expected the promise to reject, but it resolved');
 }
+
+/** What `action` throws, failing the test if it returns. */
+export function thrownBy(action: () => unknown): Error {
+  try {
+    action();
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error('expected it to throw, but it returned');
+}

@@ -3,7 +3,7 @@ import nunjucks from 'nunjucks';
 import { CacheRegistry, TemplateSyntaxError, invalidateFragment, makeTemplateFragmentKey, type CacheConfig } from 'fragcache';
 import { CacheExtension, renderAsync } from 'fragcache/nunjucks';
 import { AsyncMemoryCache } from './fixtures/async-memory-cache.js';
-import { sleep, unique } from './helpers.js';
+import { rejectionOf, sleep, thrownBy, unique } from './helpers.js';
 
 type Templates = Record<string, string>;
 
@@ -44,23 +44,7 @@ function site(templates: Templates, opts: { async?: boolean; autoescape?: boolea
   };
 }
 
-function renderError(action: () => unknown): Error {
-  try {
-    action();
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected the render to throw');
-}
 
-async function asyncRenderError(action: () => Promise<unknown>): Promise<Error> {
-  try {
-    await action();
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected the render to fail');
-}
 
 const asyncConfig = (): CacheConfig => ({ default: { backend: AsyncMemoryCache, location: unique('nunjucks-async') } });
 
@@ -175,7 +159,7 @@ describe('Nunjucks cache tag', function () {
         ['None', "'None'"],
       ];
       for (const [t, shown] of cases) {
-        const error = renderError(() => s.render('page.njk', { t, n: 1 }));
+        const error = thrownBy(() => s.render('page.njk', { t, n: 1 }));
         expect(error.message).to.include(`"cache" tag got a non-integer timeout value: ${shown}`);
         expect(error.message).to.include('page.njk:2');
         expect(error.name).to.equal('TemplateSyntaxError');
@@ -207,7 +191,7 @@ describe('Nunjucks cache tag', function () {
 
     it('rejects an unknown alias at render time, naming it', function () {
       const s = site({ 'page.njk': '\n\n{% cache 60 a using="nope" %}A{% endcache %}' });
-      const error = renderError(() => s.render('page.njk'));
+      const error = thrownBy(() => s.render('page.njk'));
       expect(error.message).to.include("Invalid cache name specified for cache tag: 'nope'");
       expect(error.message).to.include('page.njk:3');
     });
@@ -224,7 +208,7 @@ describe('Nunjucks cache tag', function () {
       it(reason, function () {
         for (const async of [false, true]) {
           const s = site({ 'broken.njk': `first line\n${source}` }, { async });
-          const error = renderError(() => s.render('broken.njk'));
+          const error = thrownBy(() => s.render('broken.njk'));
           expect(error.name).to.equal('TemplateSyntaxError');
           expect(error.message).to.equal(`broken.njk:2: ${reason}`);
         }
@@ -234,7 +218,7 @@ describe('Nunjucks cache tag', function () {
     it('is a TemplateSyntaxError instance when Nunjucks runs in dev mode', function () {
       const env = new nunjucks.Environment(memoryLoader({ 'x.njk': '{% cache 1 %}{% endcache %}' }), { dev: true });
       env.addExtension('CacheExtension', new CacheExtension());
-      expect(renderError(() => env.render('x.njk', {}))).to.be.instanceOf(TemplateSyntaxError);
+      expect(thrownBy(() => env.render('x.njk', {}))).to.be.instanceOf(TemplateSyntaxError);
     });
   });
 
@@ -275,7 +259,7 @@ describe('Nunjucks cache tag', function () {
     it('fails with advice, never an empty page, when the cache answers asynchronously', async function () {
       const s = site({ 'page.njk': 'before {% cache 60 a %}x{% endcache %}' }, { config: asyncConfig() });
       for (const render of [() => s.render('page.njk'), () => s.renderCallback('page.njk')]) {
-        const error = await asyncRenderError(async () => render());
+        const error = await rejectionOf((async () => render())());
         expect(error.message).to.include('page.njk:1');
         expect(error.message).to.include('cannot be used in a synchronous render');
         expect(error.message).to.include('new CacheExtension({ async: true })');
@@ -324,7 +308,7 @@ describe('Nunjucks cache tag', function () {
     ] as const) {
       it(`fails clearly inside {% ${construct} %} with an asynchronous cache, never dropping output`, async function () {
         const s = site({ 'page.njk': `{% set ok = 1 %}\n${source}` }, { async: true, config: asyncConfig() });
-        const error = await asyncRenderError(() => s.renderAsync('page.njk'));
+        const error = await rejectionOf(s.renderAsync('page.njk'));
         expect(error.message).to.include(`it is inside {% ${construct} %}`);
         expect(error.message).to.include('page.njk:2');
       });

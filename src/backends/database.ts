@@ -82,12 +82,12 @@ export class DatabaseCache extends BaseCache {
     );
   }
 
-  /** Runs `work` in a transaction after a cull. */
-  private async writing<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  /** Runs `work` in a transaction, after a cull when it writes a row. */
+  private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>, opts: { cull: boolean }): Promise<T> {
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
-      await this.cull(client);
+      if (opts.cull) await this.cull(client);
       const result = await work(client);
       await client.query('COMMIT');
       return result;
@@ -97,6 +97,10 @@ export class DatabaseCache extends BaseCache {
     } finally {
       client.release();
     }
+  }
+
+  private writing<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return this.transaction(work, { cull: true });
   }
 
   private upsert(condition = ''): string {
@@ -148,25 +152,15 @@ export class DatabaseCache extends BaseCache {
 
   /** Atomic: the row is locked from read to write. The expiry is kept. */
   protected async incrEntry(key: string, delta: number): Promise<number | undefined> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    return this.transaction(async (client) => {
       const { rows } = await client.query<{ value: Buffer }>(`SELECT value FROM ${this.quotedTable} WHERE cache_key = $1 AND ${LIVE} FOR UPDATE`, [key]);
-      let result: number | undefined;
-      if (rows.length > 0) {
-        const current = this.decode(rows[0]!.value);
-        if (typeof current !== 'number') throw new TypeError(`Cannot increment a value that is not a number: ${String(current)}`);
-        result = current + delta;
-        await client.query(`UPDATE ${this.quotedTable} SET value = $2 WHERE cache_key = $1`, [key, this.encode(result)]);
-      }
-      await client.query('COMMIT');
+      if (rows.length === 0) return undefined;
+      const current = this.decode(rows[0]!.value);
+      if (typeof current !== 'number') throw new TypeError(`Cannot increment a value that is not a number: ${String(current)}`);
+      const result = current + delta;
+      await client.query(`UPDATE ${this.quotedTable} SET value = $2 WHERE cache_key = $1`, [key, this.encode(result)]);
       return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    }, { cull: false });
   }
 
   protected async clearEntries(): Promise<void> {

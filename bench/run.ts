@@ -1,0 +1,162 @@
+/**
+ * `npm run bench`: every scenario in one run on this machine, with the servers started as the test
+ * suite starts them. Prints the tables, writes bench/results/latest.json, docs/benchmarks.svg and the
+ * results part of docs/benchmarks.md.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { memcachedServers, postgresServer, redisServers, stopServers } from '../test/servers.js';
+import { backendOperations, type OperationResult } from './backend-ops.js';
+import { fragmentHit, type FragmentResult } from './fragment-hit.js';
+import { formatRate, printTable } from './measure.js';
+import { locmemMemory, type MemoryResult } from './memory.js';
+import { coldStampede, type StampedeResult } from './stampede.js';
+
+interface Results {
+  date: string;
+  machine: string;
+  fragments: FragmentResult[];
+  operations: OperationResult[];
+  stampede: StampedeResult[];
+  memory: MemoryResult;
+}
+
+const ratio = (a: number, b: number) => (a / b).toFixed(2);
+
+function machine(): string {
+  const cpu = cpus();
+  return `${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+}
+
+function fragmentRows(results: FragmentResult[]): string[][] {
+  return results.map((r) => [
+    `${r.engine} ${r.mode} · ${r.backend}`,
+    formatRate(r.missPerSecond),
+    formatRate(r.hitPerSecond),
+    formatRate(r.staticPerSecond),
+    ratio(r.hitPerSecond, r.staticPerSecond),
+    ratio(r.hitPerSecond, r.missPerSecond),
+  ]);
+}
+const FRAGMENT_HEADER = ['page (engine, mode, cache)', 'no block/s', 'hit/s', 'static/s', 'hit ÷ static', 'hit ÷ miss'];
+
+function operationRows(results: OperationResult[]): string[][] {
+  return results.map((r) => [`${r.backend} ${r.operation}`, formatRate(r.oursPerSecond), formatRate(r.rawPerSecond), ratio(r.oursPerSecond, r.rawPerSecond)]);
+}
+const OPERATION_HEADER = ['operation', 'fragcache/s', 'raw client/s', 'ratio'];
+
+function stampedeRows(results: StampedeResult[]): string[][] {
+  return results.map((r) => [r.backend, String(r.renders), String(r.bodyExecutions), r.milliseconds.toFixed(0)]);
+}
+const STAMPEDE_HEADER = ['cache', 'concurrent renders', 'body executions', 'total ms'];
+
+function markdownTable(header: string[], rows: string[][]): string {
+  return [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`, ...rows.map((row) => `| ${row.join(' | ')} |`)].join('\n');
+}
+
+/** A grouped bar chart of renders/s (log scale): no block, hit and static, for each page. */
+function chart(results: FragmentResult[]): string {
+  const series = [
+    { name: 'no cache block (miss cost)', color: '#d9534f', value: (r: FragmentResult) => r.missPerSecond },
+    { name: 'warm cache block (hit)', color: '#2e7d32', value: (r: FragmentResult) => r.hitPerSecond },
+    { name: 'static HTML (floor)', color: '#607d8b', value: (r: FragmentResult) => r.staticPerSecond },
+  ];
+  const barHeight = 12;
+  const groupHeight = barHeight * series.length + 14;
+  const left = 230;
+  const width = 820;
+  const plot = width - left - 90;
+  const top = 40;
+  const height = top + results.length * groupHeight + 40;
+  const max = Math.max(...results.flatMap((r) => series.map((s) => s.value(r))));
+  const min = Math.min(...results.flatMap((r) => series.map((s) => s.value(r))));
+  const low = Math.log10(Math.max(1, min / 2));
+  const scale = (v: number) => ((Math.log10(v) - low) / (Math.log10(max) - low)) * plot;
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`,
+    `<text x="10" y="18" font-size="14" font-weight="bold">Renders per second of a page with a 200-item fragment (log scale)</text>`,
+  ];
+  series.forEach((s, i) => {
+    parts.push(`<rect x="${left + i * 190}" y="${top - 14}" width="10" height="10" fill="${s.color}"/><text x="${left + i * 190 + 14}" y="${top - 5}">${s.name}</text>`);
+  });
+  results.forEach((r, g) => {
+    const y0 = top + 8 + g * groupHeight;
+    parts.push(`<text x="${left - 8}" y="${y0 + barHeight * 1.8}" text-anchor="end">${r.engine} ${r.mode} · ${r.backend}</text>`);
+    series.forEach((s, i) => {
+      const value = s.value(r);
+      const y = y0 + i * barHeight;
+      const w = Math.max(1, scale(value));
+      parts.push(`<rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="${barHeight - 2}" fill="${s.color}"/>`);
+      parts.push(`<text x="${left + w + 4}" y="${y + barHeight - 3}">${formatRate(value)}</text>`);
+    });
+  });
+  parts.push('</svg>');
+  return parts.join('\n');
+}
+
+function report(results: Results): string {
+  const headline = results.fragments.find((r) => r.engine === 'nunjucks' && r.mode === 'render (sync)' && r.backend === 'locmem');
+  return [
+    `Measured on ${results.date.slice(0, 10)}: ${results.machine}.`,
+    '',
+    headline ? `Headline: a Nunjucks page with a warm cache block renders ${ratio(headline.hitPerSecond, headline.missPerSecond)}× faster than without it, at ${ratio(headline.hitPerSecond, headline.staticPerSecond)}× the speed of the same page as static HTML.` : '',
+    '',
+    '### Fragment hit, per engine',
+    '',
+    markdownTable(FRAGMENT_HEADER, fragmentRows(results.fragments)),
+    '',
+    '![renders per second](benchmarks.svg)',
+    '',
+    '### Backend operations against the raw client',
+    '',
+    markdownTable(OPERATION_HEADER, operationRows(results.operations)),
+    '',
+    '### Cold stampede',
+    '',
+    markdownTable(STAMPEDE_HEADER, stampedeRows(results.stampede)),
+    '',
+    '### Memory (locmem)',
+    '',
+    `maxEntries ${results.memory.maxEntries}, ${results.memory.fragmentBytes}-byte fragments: resident memory ${results.memory.baselineMiB} MiB before,` +
+      ` ${results.memory.afterFillMiB} MiB after filling, ${results.memory.afterChurnMiB} MiB after 100 000 more distinct keys.`,
+  ].join('\n');
+}
+
+const RESULTS_START = '<!-- results: written by npm run bench -->';
+const RESULTS_END = '<!-- end of results -->';
+
+async function main(): Promise<void> {
+  const [redis, memcached, postgres] = await Promise.all([redisServers(), memcachedServers(), postgresServer()]);
+  try {
+    const locations = { redis: redis.url, memcached: memcached[0]!, postgres: postgres.connectionString };
+    const fragmentBackends = { locmem: { backend: 'locmem', location: 'bench-fragments' }, redis: { backend: 'redis', location: redis.url } };
+
+    const fragments = await fragmentHit(fragmentBackends);
+    printTable('Fragment hit (renders/s)', FRAGMENT_HEADER, fragmentRows(fragments));
+    const operations = await backendOperations(locations);
+    printTable('Backend operations (ops/s)', OPERATION_HEADER, operationRows(operations));
+    const stampede = await coldStampede(fragmentBackends);
+    printTable('Cold stampede', STAMPEDE_HEADER, stampedeRows(stampede));
+    const memory = await locmemMemory();
+    console.log(`\nMemory: ${JSON.stringify(memory)}`);
+
+    const results: Results = { date: new Date().toISOString(), machine: machine(), fragments, operations, stampede, memory };
+    mkdirSync('bench/results', { recursive: true });
+    writeFileSync('bench/results/latest.json', `${JSON.stringify(results, null, 2)}\n`);
+    writeFileSync('docs/benchmarks.svg', `${chart(fragments)}\n`);
+    const doc = readFileSync('docs/benchmarks.md', 'utf8');
+    const start = doc.indexOf(RESULTS_START);
+    const end = doc.indexOf(RESULTS_END);
+    if (start !== -1 && end > start) {
+      writeFileSync('docs/benchmarks.md', `${doc.slice(0, start + RESULTS_START.length)}\n${report(results)}\n${doc.slice(end)}`);
+    }
+    console.log('\nWrote bench/results/latest.json, docs/benchmarks.svg and the results in docs/benchmarks.md');
+  } finally {
+    await stopServers();
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});
