@@ -50,7 +50,9 @@ export async function fragmentHit(backends: Record<string, BackendConfig>): Prom
       templates['static.njk'] = env.render('miss.njk', context).replaceAll('{', '&#123;');
       const render = async ? (name: string) => renderAsync(env, name, context) : (name: string) => env.render(name, context);
       const expected = await render('miss.njk');
-      if ((await render('hit.njk')) !== expected || (await render('hit.njk')) !== expected) throw new Error('nunjucks: the cached page differs');
+      for (const name of ['hit.njk', 'hit.njk', 'static.njk']) {
+        if ((await render(name)) !== expected) throw new Error(`nunjucks: ${name} differs from the page without a cache block`);
+      }
       results.push({
         engine: 'nunjucks',
         mode: async ? 'renderAsync' : 'render (sync)',
@@ -70,7 +72,9 @@ export async function fragmentHit(backends: Record<string, BackendConfig>): Prom
       const html = await eta.renderAsync(miss, context);
       const staticPage = eta.compile(html.replaceAll('<%', '<%%'), options);
       const render = async ? (fn: typeof miss) => eta.renderAsync(fn, context) : (fn: typeof miss) => eta.render(fn, context);
-      if ((await render(hit)) !== html || (await render(hit)) !== html) throw new Error('eta: the cached page differs');
+      for (const fn of [hit, hit, staticPage]) {
+        if ((await render(fn)) !== html) throw new Error('eta: a page differs from the page without a cache block');
+      }
       results.push({
         engine: 'eta',
         mode: async ? 'renderAsync' : 'render (sync)',

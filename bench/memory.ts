@@ -1,7 +1,10 @@
 /**
  * Scenario 4: locmem with maxEntries 10 000 and 2 KB fragments: resident memory after filling it, and
  * after 100 000 more distinct keys (it must stay bounded: culling keeps the count under the limit).
+ * Measured in a fresh process, so that no earlier scenario's heap distorts it.
  */
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { LocMemCache } from 'fragcache';
 
 export interface MemoryResult {
@@ -19,7 +22,7 @@ function settledRss(): number {
   return process.memoryUsage().rss;
 }
 
-export async function locmemMemory(maxEntries = 10_000, churn = 100_000): Promise<MemoryResult> {
+async function measureHere(maxEntries = 10_000, churn = 100_000): Promise<MemoryResult> {
   const fragmentBytes = 2048;
   const baseline = settledRss();
   const cache = new LocMemCache('bench-memory', { backend: 'locmem', options: { maxEntries } });
@@ -31,4 +34,14 @@ export async function locmemMemory(maxEntries = 10_000, churn = 100_000): Promis
   const afterChurn = settledRss();
   await cache.clear();
   return { maxEntries, fragmentBytes, baselineMiB: mib(baseline), afterFillMiB: mib(afterFill), afterChurnMiB: mib(afterChurn) };
+}
+
+/** Runs the measurement in a child process and returns what it reports. */
+export function locmemMemory(): MemoryResult {
+  const output = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', fileURLToPath(import.meta.url), '--child']);
+  return JSON.parse(output.toString()) as MemoryResult;
+}
+
+if (process.argv.includes('--child')) {
+  measureHere().then((result) => console.log(JSON.stringify(result)));
 }

@@ -137,7 +137,7 @@ async function main(): Promise<void> {
     printTable('Backend operations (ops/s)', OPERATION_HEADER, operationRows(operations));
     const stampede = await coldStampede(fragmentBackends);
     printTable('Cold stampede', STAMPEDE_HEADER, stampedeRows(stampede));
-    const memory = await locmemMemory();
+    const memory = locmemMemory();
     console.log(`\nMemory: ${JSON.stringify(memory)}`);
 
     const results: Results = { date: new Date().toISOString(), machine: machine(), fragments, operations, stampede, memory };

@@ -44,12 +44,27 @@ function printed(value: unknown): string {
  */
 export function makeTemplateFragmentKey(fragmentName: string, varyOn?: readonly unknown[] | null): string {
   if (!varyOn || varyOn.length === 0) return `${FRAGMENT_KEY_PREFIX}${fragmentName}.${MD5_OF_NOTHING}`;
-  const hash = createHash('md5');
+  let encoded = '';
   for (const value of varyOn) {
     const text = printed(value);
-    hash.update(`${Buffer.byteLength(text)}:`);
-    hash.update(text);
-    hash.update(',');
+    encoded += `${Buffer.byteLength(text)}:${text},`;
   }
-  return `${FRAGMENT_KEY_PREFIX}${fragmentName}.${hash.digest('hex')}`;
+  return `${FRAGMENT_KEY_PREFIX}${fragmentName}.${md5OfRecent(encoded)}`;
+}
+
+/**
+ * A cache hit renders the same vary values again and again; remembering the digests of recent ones
+ * keeps MD5 (and its allocations) off the hit path. Bounded: emptied whenever it fills up.
+ */
+const recentDigests = new Map<string, string>();
+const RECENT_DIGESTS_LIMIT = 10_000;
+
+function md5OfRecent(text: string): string {
+  let digest = recentDigests.get(text);
+  if (digest === undefined) {
+    if (recentDigests.size >= RECENT_DIGESTS_LIMIT) recentDigests.clear();
+    digest = createHash('md5').update(text).digest('hex');
+    recentDigests.set(text, digest);
+  }
+  return digest;
 }
