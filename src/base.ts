@@ -45,8 +45,8 @@ const DEFAULT_TIMEOUT = 300;
 const DEFAULT_MAX_ENTRIES = 300;
 const DEFAULT_CULL_FREQUENCY = 3;
 
-/** Django's int(): integers and integer-like strings; floats truncated; anything else is refused. */
-function toInteger(value: unknown): number | undefined {
+/** Django's int(): integers and integer-like strings; floats truncated; anything else is undefined. */
+export function toInteger(value: unknown): number | undefined {
   if (typeof value === 'number') return Number.isFinite(value) ? Math.trunc(value) : undefined;
   if (typeof value === 'string' && /^\s*[+-]?\d+\s*$/.test(value)) return Number.parseInt(value, 10);
   return undefined;
@@ -70,6 +70,9 @@ function checkedTimeout(timeout: unknown, fallback: Timeout): Timeout {
   if (timeout === null || (typeof timeout === 'number' && !Number.isNaN(timeout))) return timeout;
   throw new TypeError(`Invalid cache timeout: ${String(timeout)} (expected seconds as a number, or null)`);
 }
+
+/** Stands for "nothing stored" where a stored null must stay distinguishable from a miss. */
+const MISSING: unique symbol = Symbol('missing');
 
 function isExpired(timeout: Timeout): boolean {
   return timeout !== null && timeout <= 0;
@@ -210,9 +213,8 @@ export abstract class BaseCache {
    * what the cache then holds is returned, so concurrent callers agree on one value.
    */
   async getOrSet<T>(key: string, value: T | (() => T | Promise<T>), opts?: TimeoutOptions): Promise<T> {
-    const missing = Symbol('missing');
-    const cached = await this.get<T | typeof missing>(key, { default: missing, version: opts?.version });
-    if (cached !== missing) return cached as T;
+    const cached = await this.get<T | typeof MISSING>(key, { default: MISSING, version: opts?.version });
+    if (cached !== MISSING) return cached as T;
     const fresh = typeof value === 'function' ? await (value as () => T | Promise<T>)() : value;
     await this.add(key, fresh, opts);
     return (await this.get<T>(key, { default: fresh, version: opts?.version })) as T;
@@ -280,9 +282,8 @@ export abstract class BaseCache {
   /** Moves the value to `version + delta` (default timeout, as Django does) and returns the new version. */
   async incrVersion(key: string, delta = 1, opts?: VersionOption): Promise<number> {
     const version = opts?.version ?? this.version;
-    const missing = Symbol('missing');
-    const value = await this.get<unknown>(key, { default: missing, version });
-    if (value === missing) throw new Error(`Key '${key}' not found`);
+    const value = await this.get<unknown>(key, { default: MISSING, version });
+    if (value === MISSING) throw new Error(`Key '${key}' not found`);
     await this.set(key, value, { version: version + delta });
     await this.delete(key, { version });
     return version + delta;

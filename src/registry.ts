@@ -25,6 +25,15 @@ function isBackendClass(value: unknown): value is BackendClass {
   return typeof value === 'function' && value.prototype instanceof BaseCache;
 }
 
+/** Loads a module specifier, reporting failure as the registry's error. */
+function loadSpecified(spec: string): unknown {
+  try {
+    return loadExport(spec);
+  } catch (error) {
+    throw new InvalidCacheBackendError(`Could not find backend '${spec}': ${(error as Error).message}`, { cause: error });
+  }
+}
+
 function resolveBackend(spec: string | BackendClass): BackendClass {
   if (typeof spec !== 'string') {
     if (isBackendClass(spec)) return spec;
@@ -32,12 +41,7 @@ function resolveBackend(spec: string | BackendClass): BackendClass {
   }
   const builtin = Object.hasOwn(builtinBackends, spec) ? builtinBackends[spec] : undefined;
   if (builtin) return builtin;
-  let loaded: unknown;
-  try {
-    loaded = loadExport(spec);
-  } catch (error) {
-    throw new InvalidCacheBackendError(`Could not find backend '${spec}': ${(error as Error).message}`, { cause: error });
-  }
+  const loaded = loadSpecified(spec);
   if (!isBackendClass(loaded)) {
     throw new InvalidCacheBackendError(`Could not find backend '${spec}': it is not a class extending BaseCache`);
   }
@@ -46,12 +50,7 @@ function resolveBackend(spec: string | BackendClass): BackendClass {
 
 function resolveKeyFunction(spec: KeyFunction | string | undefined): KeyFunction | undefined {
   if (typeof spec !== 'string') return spec;
-  let loaded: unknown;
-  try {
-    loaded = loadExport(spec);
-  } catch (error) {
-    throw new InvalidCacheBackendError(`Could not find backend '${spec}': ${(error as Error).message}`, { cause: error });
-  }
+  const loaded = loadSpecified(spec);
   if (typeof loaded !== 'function') {
     throw new InvalidCacheBackendError(`Could not find backend '${spec}': the key function is not a function`);
   }

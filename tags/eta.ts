@@ -168,8 +168,7 @@ export class EtaCachePlugin {
 
   /** Called by compiled templates for every cache block. */
   render(name: string, timeout: unknown, alias: unknown, vary: unknown[], body: RenderBody, line: number | undefined, options: RenderOptions & { async?: boolean }): Awaitable<string> {
-    const place = { template: options.filepath, line };
-    return this.runtime.render(name, timeout, alias, vary, body, place, options.async ? undefined : SYNC_ADVICE);
+    return this.runtime.render(name, timeout, alias, vary, body, options.filepath, line, options.async ? undefined : SYNC_ADVICE);
   }
 
   /** The error a malformed cache block throws when its template is rendered. */

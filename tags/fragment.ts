@@ -14,9 +14,10 @@ import {
   type CacheRegistry,
   type Timeout,
 } from '../src/index.js';
+import { toInteger } from '../src/base.js';
 
-/** Where a tag stands, for error messages. Nunjucks learns the template only after an error is thrown. */
-export interface TagPlace {
+/** Where a tag stands, for the errors of a miss. */
+interface TagPlace {
   readonly template: string | undefined;
   readonly line: number | undefined;
 }
@@ -31,7 +32,7 @@ export const NO_ALIAS: unique symbol = Symbol('no using= argument');
 export const TOO_FEW_ARGUMENTS = "'cache' tag requires at least 2 arguments.";
 export const USING_NOT_LAST = "'cache' tag accepts using= only as its last argument.";
 
-export function isPromiseLike<T>(value: Awaitable<T> | unknown): value is PromiseLike<T> {
+export function isPromiseLike<T>(value: unknown): value is PromiseLike<T> {
   return typeof value === 'object' && value !== null && typeof (value as PromiseLike<T>).then === 'function';
 }
 
@@ -46,31 +47,31 @@ export function displayValue(value: unknown): string {
   }
 }
 
-const INTEGER_TEXT = /^\s*[+-]?\d+\s*$/;
-
 /**
- * The tag's timeout in seconds: integers, integer-like strings, floats (truncated toward zero), and
- * `null` for "forever". Checked on every render, hit or miss, so a bad value never hides behind a hit.
+ * The tag's timeout in seconds: what Django's int() accepts (integers, integer-like strings, floats
+ * truncated toward zero), and `null` for "forever". Checked on every render, hit or miss, so a bad
+ * value never hides behind a hit.
  */
-export function resolveFragmentTimeout(value: unknown, place: TagPlace): Timeout {
-  if (typeof value === 'number' && Number.isFinite(value)) return Math.trunc(value);
+export function resolveFragmentTimeout(value: unknown, template: string | undefined, line: number | undefined): Timeout {
   if (value === null) return null;
-  if (typeof value === 'string' && INTEGER_TEXT.test(value)) return Number.parseInt(value, 10);
-  throw new TemplateSyntaxError(`"cache" tag got a non-integer timeout value: ${displayValue(value)}`, place);
+  const seconds = toInteger(value);
+  if (seconds !== undefined) return seconds;
+  throw new TemplateSyntaxError(`"cache" tag got a non-integer timeout value: ${displayValue(value)}`, { template, line });
 }
 
 export class FragmentRuntime {
   constructor(readonly caches: CacheRegistry = processCaches) {}
 
-  private cacheFor(alias: unknown, place: TagPlace): BaseCache {
+  private cacheFor(alias: unknown, template: string | undefined, line: number | undefined): BaseCache {
     if (alias === NO_ALIAS) return fragmentCache(this.caches);
     if (typeof alias === 'string' && this.caches.has(alias)) return this.caches.get(alias);
-    throw new TemplateSyntaxError(`Invalid cache name specified for cache tag: ${displayValue(alias)}`, place);
+    throw new TemplateSyntaxError(`Invalid cache name specified for cache tag: ${displayValue(alias)}`, { template, line });
   }
 
   /**
    * One render of a cache block. The result is a string whenever the cache and the body answered
-   * synchronously, which a hit on an in-memory cache always does.
+   * synchronously, which a hit on an in-memory cache always does. `template` and `line` say where the
+   * tag stands, for errors (Nunjucks learns the template only after an error is thrown).
    *
    * `syncAdvice` marks a synchronous render: an asynchronous cache then fails with a CacheTagError that
    * ends with this advice, instead of returning a Promise the engine could not wait for.
@@ -81,16 +82,19 @@ export class FragmentRuntime {
     alias: unknown,
     vary: readonly unknown[],
     body: RenderBody,
-    place: TagPlace,
+    template: string | undefined,
+    line: number | undefined,
     syncAdvice?: string,
   ): Awaitable<string> {
-    const timeout = resolveFragmentTimeout(timeoutValue, place);
-    const cache = this.cacheFor(alias, place);
+    const timeout = resolveFragmentTimeout(timeoutValue, template, line);
+    const cache = this.cacheFor(alias, template, line);
     const key = cache.makeAndValidateKey(makeTemplateFragmentKey(name, vary));
     const cached = cache.readEntry(key);
     if (!isPromiseLike(cached)) {
-      return typeof cached === 'string' ? cached : this.fill(cache, key, timeout, body, place, syncAdvice);
+      if (typeof cached === 'string') return cached;
+      return this.fill(cache, key, timeout, body, { template, line }, syncAdvice);
     }
+    const place = { template, line };
     if (syncAdvice !== undefined) throw this.asyncInSyncRender(cache, cached, place, syncAdvice);
     return Promise.resolve(cached).then((hit) =>
       typeof hit === 'string' ? hit : this.fill(cache, key, timeout, body, place, undefined),

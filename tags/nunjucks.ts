@@ -226,13 +226,12 @@ export class CacheExtension {
 
   /** Called by the compiled template: `run(context, name, line, construct, timeout, alias, hasAlias, ...vary, body[, callback])`. */
   run(_context: unknown, name: string, line: number, construct: string | null, timeout: unknown, alias: unknown, hasAlias: boolean, ...rest: unknown[]): unknown {
-    const place = { template: undefined, line };
     const using = hasAlias ? alias : NO_ALIAS;
     if (!this.async || construct !== null) {
       const body = rest.pop() as SyncBody;
       const advice = construct === null ? SYNC_ADVICE : insideConstructAdvice(construct);
       try {
-        return new nunjucks.runtime.SafeString(this.runtime.render(name, timeout, using, rest, body, place, advice) as string);
+        return new nunjucks.runtime.SafeString(this.runtime.render(name, timeout, using, rest, body, undefined, line, advice) as string);
       } catch (error) {
         throw withNunjucksProtocol(error);
       }
@@ -241,7 +240,7 @@ export class CacheExtension {
     const body = rest.pop() as AsyncBody;
     let html: Awaitable<string>;
     try {
-      html = this.runtime.render(name, timeout, using, rest, awaitableBody(body), place);
+      html = this.runtime.render(name, timeout, using, rest, awaitableBody(body), undefined, line);
     } catch (error) {
       done(withNunjucksProtocol(error));
       return undefined;
