@@ -5,6 +5,10 @@ import { jsonSerializer, type Serializer } from './serializers.js';
 /** A value, or a Promise of it: backends that can answer synchronously do, so a hit awaits nothing. */
 export type Awaitable<T> = T | Promise<T>;
 
+export function isPromiseLike<T>(value: unknown): value is PromiseLike<T> {
+  return typeof value === 'object' && value !== null && typeof (value as PromiseLike<T>).then === 'function';
+}
+
 /** Seconds until expiry; `null` never expires; zero or negative expires at once. */
 export type Timeout = number | null;
 
@@ -130,24 +134,30 @@ export abstract class BaseCache {
   /** Removes every entry of this cache (and only of this cache, where the store is shared). */
   protected abstract clearEntries(): Awaitable<void>;
 
-  /** Hits only. Backends with a bulk command override this. */
+  /**
+   * Hits only. Starts every read at once (a synchronous backend simply answers each); backends with a
+   * bulk command override this.
+   */
   protected async getEntries(keys: readonly string[]): Promise<Map<string, unknown>> {
+    const entries = keys.map((key) => this.getEntry(key));
+    const values = entries.some(isPromiseLike) ? await Promise.all(entries) : entries;
     const found = new Map<string, unknown>();
-    for (const key of keys) {
-      const value = await this.getEntry(key);
-      if (value !== undefined) found.set(key, value);
-    }
+    values.forEach((value, i) => {
+      if (value !== undefined) found.set(keys[i]!, value);
+    });
     return found;
   }
 
-  /** Returns the keys that could not be stored. */
+  /** Starts every write at once; returns the keys that could not be stored. */
   protected async setEntries(entries: ReadonlyMap<string, unknown>, timeout: Timeout): Promise<string[]> {
-    for (const [key, value] of entries) await this.setEntry(key, value, timeout);
+    const writes = [...entries].map(([key, value]) => this.setEntry(key, value, timeout));
+    if (writes.some(isPromiseLike)) await Promise.all(writes);
     return [];
   }
 
   protected async deleteEntries(keys: readonly string[]): Promise<void> {
-    for (const key of keys) await this.deleteEntry(key);
+    const deletions = keys.map((key) => this.deleteEntry(key));
+    if (deletions.some(isPromiseLike)) await Promise.all(deletions);
   }
 
   // ---- made-key access for integrations (the template tags) ---------------------------------------
@@ -189,14 +199,16 @@ export abstract class BaseCache {
   // ---- the key-level API ---------------------------------------------------------------------------
 
   async get<T = unknown>(key: string, opts?: { default?: T } & VersionOption): Promise<T | undefined> {
-    const value = await this.getEntry(this.makeAndValidateKey(key, opts?.version));
+    const entry = this.getEntry(this.makeAndValidateKey(key, opts?.version));
+    // Awaiting only a real Promise spares a synchronous backend's caller a turn of the microtask queue.
+    const value = isPromiseLike(entry) ? await entry : entry;
     return value === undefined ? opts?.default : (value as T);
   }
 
   async set(key: string, value: unknown, opts?: TimeoutOptions): Promise<void> {
     checkedValue(value);
-    const madeKey = this.makeAndValidateKey(key, opts?.version);
-    await this.writeEntry(madeKey, value, this.resolveTimeout(opts?.timeout));
+    const written = this.writeEntry(this.makeAndValidateKey(key, opts?.version), value, this.resolveTimeout(opts?.timeout));
+    if (isPromiseLike(written)) await written;
   }
 
   async add(key: string, value: unknown, opts?: TimeoutOptions): Promise<boolean> {
@@ -221,11 +233,14 @@ export abstract class BaseCache {
   }
 
   async getMany(keys: Iterable<string>, opts?: VersionOption): Promise<Record<string, unknown>> {
-    const callerKeys = new Map<string, string>();
-    for (const key of keys) callerKeys.set(this.makeAndValidateKey(key, opts?.version), key);
-    const found = await this.getEntries([...callerKeys.keys()]);
+    const callerKeys = [...keys];
+    const madeKeys = callerKeys.map((key) => this.makeAndValidateKey(key, opts?.version));
+    const found = await this.getEntries(madeKeys);
     const result: Record<string, unknown> = {};
-    for (const [madeKey, value] of found) result[callerKeys.get(madeKey)!] = value;
+    for (let i = 0; i < madeKeys.length; i++) {
+      const value = found.get(madeKeys[i]!);
+      if (value !== undefined) result[callerKeys[i]!] = value;
+    }
     return result;
   }
 

@@ -35,36 +35,29 @@ function printed(value: unknown): string {
 }
 
 /**
- * The cache key of a template fragment, before the backend's key function is applied.
- *
- * Each vary value is encoded as a netstring (`<UTF-8 byte length>:<text>,`) before hashing, so that
- * `["a:b"]` and `["a", "b"]` no longer collide as they did with Django's `:`-joined encoding. For
- * strings and integers the result equals the key Django computes, so a Django site and a Node site can
- * share fragments in one cache.
+ * The text a fragment key hashes: each vary value as a netstring (`<UTF-8 byte length>:<text>,`), so
+ * that `["a:b"]` and `["a", "b"]` no longer collide as they did with Django's `:`-joined encoding.
  */
-export function makeTemplateFragmentKey(fragmentName: string, varyOn?: readonly unknown[] | null): string {
-  if (!varyOn || varyOn.length === 0) return `${FRAGMENT_KEY_PREFIX}${fragmentName}.${MD5_OF_NOTHING}`;
+export function encodeVaryOn(varyOn: readonly unknown[]): string {
   let encoded = '';
   for (const value of varyOn) {
     const text = printed(value);
     encoded += `${Buffer.byteLength(text)}:${text},`;
   }
-  return `${FRAGMENT_KEY_PREFIX}${fragmentName}.${md5OfRecent(encoded)}`;
+  return encoded;
+}
+
+/** The fragment key of a name and its vary values already encoded by `encodeVaryOn`. */
+export function fragmentKeyOfEncoded(fragmentName: string, encodedVaryOn: string): string {
+  const digest = encodedVaryOn === '' ? MD5_OF_NOTHING : createHash('md5').update(encodedVaryOn).digest('hex');
+  return `${FRAGMENT_KEY_PREFIX}${fragmentName}.${digest}`;
 }
 
 /**
- * A cache hit renders the same vary values again and again; remembering the digests of recent ones
- * keeps MD5 (and its allocations) off the hit path. Bounded: emptied whenever it fills up.
+ * The cache key of a template fragment, before the backend's key function is applied. For strings and
+ * integers it equals the key Django computes, so a Django site and a Node site can share fragments in
+ * one cache.
  */
-const recentDigests = new Map<string, string>();
-const RECENT_DIGESTS_LIMIT = 10_000;
-
-function md5OfRecent(text: string): string {
-  let digest = recentDigests.get(text);
-  if (digest === undefined) {
-    if (recentDigests.size >= RECENT_DIGESTS_LIMIT) recentDigests.clear();
-    digest = createHash('md5').update(text).digest('hex');
-    recentDigests.set(text, digest);
-  }
-  return digest;
+export function makeTemplateFragmentKey(fragmentName: string, varyOn?: readonly unknown[] | null): string {
+  return fragmentKeyOfEncoded(fragmentName, varyOn ? encodeVaryOn(varyOn) : '');
 }

@@ -21,11 +21,13 @@ interface RenderOptions {
 const SYNC_ADVICE = 'render the template with eta.renderAsync() or eta.renderStringAsync()';
 const OPENING = /^cache(?:\s|$)/;
 const CLOSING = 'endcache';
-// The names compiled code uses; both are declared by processFnString.
+// The names compiled code uses, and placeholders for what depends on the render mode, which
+// processFnString fills in.
 const PLUGIN_VARIABLE = '__fragcache';
-const AWAIT = '/*fragcache:await*/';
+const HTML_VARIABLE = '__fragcacheHtml';
 const ASYNC = '/*fragcache:async*/';
 const CAPTURE = '/*fragcache:capture*/';
+const SETTLED_HTML = '/*fragcache:html*/';
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -91,11 +93,11 @@ function openingCode(argumentText: string, line: number | undefined): string {
     alias = `(${rest.pop()!.slice('using='.length)})`;
   }
   const vary = rest.map((expression) => `(${expression})`).join(', ');
-  return `__eta.res+=${AWAIT}${PLUGIN_VARIABLE}.render(${JSON.stringify(unquoted(name))}, (${timeout}), ${alias}, [${vary}], () => ${CAPTURE}(${ASYNC}() => {`;
+  return `{const ${HTML_VARIABLE}=${PLUGIN_VARIABLE}.render(${JSON.stringify(unquoted(name))}, (${timeout}), ${alias}, [${vary}], () => ${CAPTURE}(${ASYNC}() => {`;
 }
 
 function closingCode(line: number | undefined): string {
-  return `}), ${line ?? 'undefined'}, options);`;
+  return `}), ${line ?? 'undefined'}, options);__eta.res+=${SETTLED_HTML};}`;
 }
 
 /** The Eta plugin; create it with `cachePlugin()`. Its `render` method is called by compiled templates. */
@@ -160,8 +162,11 @@ export class EtaCachePlugin {
     const isAsync = code.includes('await includeAsync (__eta.layout');
     const index = config?.plugins.findIndex((plugin) => plugin === this) ?? -1;
     if (index === -1) throw new Error('fragcache: the Eta cache plugin must be listed in the Eta config it compiles with');
+    // A hit on a synchronous cache is a string even in an asynchronous render: awaiting only a
+    // Promise spares it a turn of the microtask queue.
+    const settledHtml = isAsync ? `(typeof ${HTML_VARIABLE} === 'string' ? ${HTML_VARIABLE} : await ${HTML_VARIABLE})` : HTML_VARIABLE;
     return `const ${PLUGIN_VARIABLE} = this.config.plugins[${index}];\n${code
-      .replaceAll(AWAIT, isAsync ? 'await ' : '')
+      .replaceAll(SETTLED_HTML, settledHtml)
       .replaceAll(ASYNC, isAsync ? 'async ' : '')
       .replaceAll(CAPTURE, isAsync ? 'captureAsync' : 'capture')}`;
   }

@@ -8,13 +8,13 @@ import {
   TemplateSyntaxError,
   caches as processCaches,
   fragmentCache,
-  makeTemplateFragmentKey,
   type Awaitable,
   type BaseCache,
   type CacheRegistry,
   type Timeout,
 } from '../src/index.js';
-import { toInteger } from '../src/base.js';
+import { isPromiseLike, toInteger } from '../src/base.js';
+import { encodeVaryOn, fragmentKeyOfEncoded } from '../src/keys.js';
 
 /** Where a tag stands, for the errors of a miss. */
 interface TagPlace {
@@ -31,10 +31,6 @@ export const NO_ALIAS: unique symbol = Symbol('no using= argument');
 /** The messages for argument counts, shared by the engines' parsers. */
 export const TOO_FEW_ARGUMENTS = "'cache' tag requires at least 2 arguments.";
 export const USING_NOT_LAST = "'cache' tag accepts using= only as its last argument.";
-
-export function isPromiseLike<T>(value: unknown): value is PromiseLike<T> {
-  return typeof value === 'object' && value !== null && typeof (value as PromiseLike<T>).then === 'function';
-}
 
 /** A value as the error texts show it: strings in single quotes, `undefined`, else its JSON. */
 export function displayValue(value: unknown): string {
@@ -59,8 +55,80 @@ export function resolveFragmentTimeout(value: unknown, template: string | undefi
   throw new TemplateSyntaxError(`"cache" tag got a non-integer timeout value: ${displayValue(value)}`, { template, line });
 }
 
+/** The made keys of one fragment name, by what its vary values look like. */
+interface KeysOfName {
+  /** Without vary values. */
+  bare: string | undefined;
+  /** By the one vary value itself, when it is a primitive (it prints the same every time). */
+  byValue: Map<unknown, string>;
+  /** By `encodeVaryOn` of the vary values, otherwise (objects print what they print now). */
+  byEncoding: Map<string, string>;
+}
+
+/** How many made keys one cache's memo holds before it starts again. */
+const MADE_KEYS_LIMIT = 10_000;
+
+function isPrimitive(value: unknown): boolean {
+  return value === null || (typeof value !== 'object' && typeof value !== 'function' && typeof value !== 'symbol');
+}
+
+/**
+ * The made and validated keys of the fragments one cache served recently. A hit looks its key up by
+ * the fragment's name and its vary value as they are: with no vary value or one primitive, it builds,
+ * hashes and validates nothing, and hands the backend the same string (its hash already computed)
+ * every time; otherwise it builds only the encoding. Bounded: emptied whenever it holds
+ * `MADE_KEYS_LIMIT` keys. A key that fails validation is not remembered, so it fails on every render;
+ * one that only warns, warns when it is first made.
+ */
+class MadeFragmentKeys {
+  private readonly names = new Map<string, KeysOfName>();
+  private count = 0;
+
+  constructor(private readonly cache: BaseCache) {}
+
+  get(name: string, vary: readonly unknown[]): string {
+    const keys = this.names.get(name);
+    if (vary.length === 0) return keys?.bare ?? this.remember(name, 'bare', undefined, '');
+    if (vary.length === 1 && isPrimitive(vary[0])) {
+      return keys?.byValue.get(vary[0]) ?? this.remember(name, 'byValue', vary[0], encodeVaryOn(vary));
+    }
+    const encoding = encodeVaryOn(vary);
+    return keys?.byEncoding.get(encoding) ?? this.remember(name, 'byEncoding', encoding, encoding);
+  }
+
+  private remember(name: string, kind: keyof KeysOfName, lookup: unknown, encoding: string): string {
+    const key = this.cache.makeAndValidateKey(fragmentKeyOfEncoded(name, encoding));
+    if (this.count >= MADE_KEYS_LIMIT) {
+      this.names.clear();
+      this.count = 0;
+    }
+    let keys = this.names.get(name);
+    if (keys === undefined) {
+      keys = { bare: undefined, byValue: new Map(), byEncoding: new Map() };
+      this.names.set(name, keys);
+    }
+    if (kind === 'bare') keys.bare = key;
+    else if (kind === 'byValue') keys.byValue.set(lookup, key);
+    else keys.byEncoding.set(lookup as string, key);
+    this.count++;
+    return key;
+  }
+}
+
 export class FragmentRuntime {
+  /** Weakly held: a cache replaced by `CacheRegistry.configure` takes its keys with it. */
+  private readonly madeKeys = new WeakMap<BaseCache, MadeFragmentKeys>();
+
   constructor(readonly caches: CacheRegistry = processCaches) {}
+
+  private madeKeysOf(cache: BaseCache): MadeFragmentKeys {
+    let keys = this.madeKeys.get(cache);
+    if (keys === undefined) {
+      keys = new MadeFragmentKeys(cache);
+      this.madeKeys.set(cache, keys);
+    }
+    return keys;
+  }
 
   private cacheFor(alias: unknown, template: string | undefined, line: number | undefined): BaseCache {
     if (alias === NO_ALIAS) return fragmentCache(this.caches);
@@ -88,7 +156,7 @@ export class FragmentRuntime {
   ): Awaitable<string> {
     const timeout = resolveFragmentTimeout(timeoutValue, template, line);
     const cache = this.cacheFor(alias, template, line);
-    const key = cache.makeAndValidateKey(makeTemplateFragmentKey(name, vary));
+    const key = this.madeKeysOf(cache).get(name, vary);
     const cached = cache.readEntry(key);
     if (!isPromiseLike(cached)) {
       if (typeof cached === 'string') return cached;

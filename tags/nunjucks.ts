@@ -10,7 +10,8 @@
  */
 import nunjucks from 'nunjucks';
 import { CacheTagError, TemplateSyntaxError, type Awaitable, type CacheRegistry } from '../src/index.js';
-import { FragmentRuntime, NO_ALIAS, TOO_FEW_ARGUMENTS, USING_NOT_LAST, isPromiseLike, type RenderBody } from './fragment.js';
+import { isPromiseLike } from '../src/base.js';
+import { FragmentRuntime, NO_ALIAS, TOO_FEW_ARGUMENTS, USING_NOT_LAST, type RenderBody } from './fragment.js';
 
 // The parts of Nunjucks's (untyped) parser API this tag uses.
 interface Token {
@@ -191,11 +192,13 @@ export class CacheExtension {
     const construct = this.async
       ? openSynchronousConstruct(parser.tokens.str.slice(0, offsetOf(parser.tokens.str, tag.lineno, tag.colno)), parser.tokens, lexer)
       : undefined;
+    // The advice a synchronous call gives when its cache answers asynchronously; null for the asynchronous call.
+    const syncAdvice = construct !== undefined ? insideConstructAdvice(construct) : this.async ? null : SYNC_ADVICE;
     const literal = (value: unknown) => new nodes.Literal(tag.lineno, tag.colno, value);
     const args = new nodes.NodeList(tag.lineno, tag.colno, [
       literal(name),
       literal(line),
-      literal(construct ?? null),
+      literal(syncAdvice),
       timeout,
       alias ?? literal(null),
       literal(alias !== undefined),
@@ -203,7 +206,7 @@ export class CacheExtension {
     ]);
     // Inside a synchronous construct the asynchronous call cannot work (Nunjucks drops its output, or
     // fails to compile it inside call and filter blocks), so the synchronous call is used there too.
-    const Call = this.async && construct === undefined ? nodes.CallExtensionAsync : nodes.CallExtension;
+    const Call = syncAdvice === null ? nodes.CallExtensionAsync : nodes.CallExtension;
     return new Call(this, 'run', args, [body]);
   }
 
@@ -224,14 +227,13 @@ export class CacheExtension {
     return parts.map((part) => (part.type === 'string' ? JSON.stringify(part.value) : part.value)).join('');
   }
 
-  /** Called by the compiled template: `run(context, name, line, construct, timeout, alias, hasAlias, ...vary, body[, callback])`. */
-  run(_context: unknown, name: string, line: number, construct: string | null, timeout: unknown, alias: unknown, hasAlias: boolean, ...rest: unknown[]): unknown {
+  /** Called by the compiled template: `run(context, name, line, syncAdvice, timeout, alias, hasAlias, ...vary, body[, callback])`. */
+  run(_context: unknown, name: string, line: number, syncAdvice: string | null, timeout: unknown, alias: unknown, hasAlias: boolean, ...rest: unknown[]): unknown {
     const using = hasAlias ? alias : NO_ALIAS;
-    if (!this.async || construct !== null) {
+    if (syncAdvice !== null) {
       const body = rest.pop() as SyncBody;
-      const advice = construct === null ? SYNC_ADVICE : insideConstructAdvice(construct);
       try {
-        return new nunjucks.runtime.SafeString(this.runtime.render(name, timeout, using, rest, body, undefined, line, advice) as string);
+        return new nunjucks.runtime.SafeString(this.runtime.render(name, timeout, using, rest, body, undefined, line, syncAdvice) as string);
       } catch (error) {
         throw withNunjucksProtocol(error);
       }

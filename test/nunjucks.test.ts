@@ -65,6 +65,27 @@ describe('Nunjucks cache tag', function () {
       expect(s.render('page.njk', { user: { name: 'Bob' }, lang: 'fr' })).to.equal('Bob3');
     });
 
+    it('keys on vary values as they print: 1 and "1" share an entry, an object follows what it prints now', function () {
+      const s = site({ 'page.njk': '{% cache 60 menu x %}{{ count() }}{% endcache %}' });
+      expect(s.render('page.njk', { x: 1 })).to.equal('1');
+      expect(s.render('page.njk', { x: '1' })).to.equal('1');
+      const viewer = { name: 'ann', toString: () => viewer.name };
+      expect(s.render('page.njk', { x: viewer })).to.equal('2');
+      viewer.name = 'bob';
+      expect(s.render('page.njk', { x: viewer })).to.equal('3');
+      expect(s.render('page.njk', { x: 'bob' })).to.equal('3');
+    });
+
+    it('uses the cache the registry holds at render time, with its key prefix, after configure()', async function () {
+      const s = site({ 'page.njk': '{% cache 60 sidebar user %}{{ count() }}{% endcache %}' });
+      const location = unique('nunjucks-reconfigured');
+      s.caches.configure({ default: { backend: 'locmem', location } });
+      expect(s.render('page.njk', { user: 'ann' })).to.equal('1');
+      s.caches.configure({ default: { backend: 'locmem', location, keyPrefix: 'v2' } });
+      expect(s.render('page.njk', { user: 'ann' })).to.equal('2');
+      expect(await s.caches.default.get(makeTemplateFragmentKey('sidebar', ['ann']))).to.equal('2');
+    });
+
     it('stores under makeTemplateFragmentKey(name, vary) in the default cache', async function () {
       const s = site({ 'page.njk': '{% cache 60 sidebar user 7 %}html{% endcache %}' });
       s.render('page.njk', { user: 'ann' });

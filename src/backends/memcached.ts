@@ -108,23 +108,10 @@ export class MemcachedCache extends BaseCache {
     await this.client.flush();
   }
 
-  protected override async getEntries(keys: readonly string[]): Promise<Map<string, unknown>> {
-    const values = await Promise.all(keys.map((key) => this.getEntry(key)));
-    const found = new Map<string, unknown>();
-    keys.forEach((key, i) => {
-      if (values[i] !== undefined) found.set(key, values[i]);
-    });
-    return found;
-  }
-
   protected override async setEntries(entries: ReadonlyMap<string, unknown>, timeout: Timeout): Promise<string[]> {
     const pairs = [...entries];
     const stored = await Promise.all(pairs.map(([key, value]) => this.store(key, value, timeout)));
     return pairs.filter((_, i) => !stored[i]).map(([key]) => key);
-  }
-
-  protected override async deleteEntries(keys: readonly string[]): Promise<void> {
-    await Promise.all(keys.map((key) => this.client.delete(key)));
   }
 
   override async close(): Promise<void> {
