@@ -11,7 +11,7 @@ import { LRUCache } from 'lru-cache';
 import memjs from 'memjs';
 import pg from 'pg';
 import { DatabaseCache, FileBasedCache, LocMemCache, MemcachedCache, RedisCache, type BaseCache } from 'fragcache';
-import { measure } from './measure.js';
+import { measureSideBySide } from './measure.js';
 
 export interface OperationResult {
   backend: string;
@@ -61,9 +61,8 @@ async function compare(backend: string, cache: BaseCache, raw: Contender): Promi
           return () => c.setMany(ENTRIES);
       }
     };
-    const oursRate = (await measure(run(contenders.ours))).opsPerSecond;
-    const rawRate = (await measure(run(contenders.raw))).opsPerSecond;
-    results.push({ backend, operation, oursPerSecond: oursRate, rawPerSecond: rawRate });
+    const rates = await measureSideBySide({ ours: run(contenders.ours), raw: run(contenders.raw) });
+    results.push({ backend, operation, oursPerSecond: rates.ours, rawPerSecond: rates.raw });
   }
   return results;
 }

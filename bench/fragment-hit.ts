@@ -8,7 +8,7 @@ import nunjucks from 'nunjucks';
 import { CacheRegistry, type BackendConfig } from 'fragcache';
 import { cachePlugin } from 'fragcache/eta';
 import { CacheExtension, renderAsync } from 'fragcache/nunjucks';
-import { measure } from './measure.js';
+import { measureSideBySide } from './measure.js';
 
 export interface FragmentResult {
   engine: string;
@@ -31,58 +31,59 @@ const etaBody = `<ol><% for (const item of it.items) { %><li><%= item.title.repl
 
 const page = (body: string, user: string) => `<html><body><h1>Hello ${user}</h1><aside>${body}</aside></body></html>`;
 
+/** The three pages of one engine and mode, each rendered by a call; checked to print the same HTML. */
+export type Pages = Record<'miss' | 'hit' | 'static', () => unknown>;
+
+export async function nunjucksPages(caches: CacheRegistry, async: boolean): Promise<Pages> {
+  const templates: Record<string, string> = {
+    'miss.njk': page(nunjucksBody, '{{ user }}'),
+    'hit.njk': page(`{% cache 600 sidebar user %}${nunjucksBody}{% endcache %}`, '{{ user }}'),
+  };
+  const loader = { getSource: (name: string) => ({ src: templates[name]!, path: name, noCache: false }) };
+  const env = new nunjucks.Environment(loader as unknown as nunjucks.ILoader, { autoescape: true });
+  env.addExtension('CacheExtension', new CacheExtension({ caches, async }));
+  templates['static.njk'] = env.render('miss.njk', context).replaceAll('{', '&#123;');
+  const render = async ? (name: string) => renderAsync(env, name, context) : (name: string) => env.render(name, context);
+  const expected = await render('miss.njk');
+  for (const name of ['hit.njk', 'hit.njk', 'static.njk']) {
+    if ((await render(name)) !== expected) throw new Error(`nunjucks: ${name} differs from the page without a cache block`);
+  }
+  return { miss: () => render('miss.njk'), hit: () => render('hit.njk'), static: () => render('static.njk') };
+}
+
+export async function etaPages(caches: CacheRegistry, async: boolean): Promise<Pages> {
+  const eta = new Eta({ plugins: [cachePlugin({ caches })] });
+  const options = { async };
+  const miss = eta.compile(page(etaBody, '<%= it.user %>'), options);
+  const hit = eta.compile(page(`<% cache 600 sidebar it.user %>${etaBody}<% endcache %>`, '<%= it.user %>'), options);
+  const html = await eta.renderAsync(miss, context);
+  const staticPage = eta.compile(html.replaceAll('<%', '<%%'), options);
+  const render = async ? (fn: typeof miss) => eta.renderAsync(fn, context) : (fn: typeof miss) => eta.render(fn, context);
+  for (const fn of [hit, hit, staticPage]) {
+    if ((await render(fn)) !== html) throw new Error('eta: a page differs from the page without a cache block');
+  }
+  return { miss: () => render(miss), hit: () => render(hit), static: () => render(staticPage) };
+}
+
 export async function fragmentHit(backends: Record<string, BackendConfig>): Promise<FragmentResult[]> {
   const results: FragmentResult[] = [];
   for (const [backendName, config] of Object.entries(backends)) {
     const caches = new CacheRegistry({ default: config });
     await caches.default.clear();
-    const synchronous = backendName === 'locmem';
-
-    // Nunjucks
-    for (const async of synchronous ? [false, true] : [true]) {
-      const templates: Record<string, string> = {
-        'miss.njk': page(nunjucksBody, '{{ user }}'),
-        'hit.njk': page(`{% cache 600 sidebar user %}${nunjucksBody}{% endcache %}`, '{{ user }}'),
-      };
-      const loader = { getSource: (name: string) => ({ src: templates[name]!, path: name, noCache: false }) };
-      const env = new nunjucks.Environment(loader as unknown as nunjucks.ILoader, { autoescape: true });
-      env.addExtension('CacheExtension', new CacheExtension({ caches, async }));
-      templates['static.njk'] = env.render('miss.njk', context).replaceAll('{', '&#123;');
-      const render = async ? (name: string) => renderAsync(env, name, context) : (name: string) => env.render(name, context);
-      const expected = await render('miss.njk');
-      for (const name of ['hit.njk', 'hit.njk', 'static.njk']) {
-        if ((await render(name)) !== expected) throw new Error(`nunjucks: ${name} differs from the page without a cache block`);
+    // Only a cache that answers synchronously can serve a synchronous render.
+    const modes = backendName === 'locmem' ? [false, true] : [true];
+    for (const [engine, pagesOf] of [['nunjucks', nunjucksPages], ['eta', etaPages]] as const) {
+      for (const async of modes) {
+        const rates = await measureSideBySide(await pagesOf(caches, async));
+        results.push({
+          engine,
+          mode: async ? 'renderAsync' : 'render (sync)',
+          backend: backendName,
+          missPerSecond: rates.miss,
+          hitPerSecond: rates.hit,
+          staticPerSecond: rates.static,
+        });
       }
-      results.push({
-        engine: 'nunjucks',
-        mode: async ? 'renderAsync' : 'render (sync)',
-        backend: backendName,
-        missPerSecond: (await measure(() => render('miss.njk'))).opsPerSecond,
-        hitPerSecond: (await measure(() => render('hit.njk'))).opsPerSecond,
-        staticPerSecond: (await measure(() => render('static.njk'))).opsPerSecond,
-      });
-    }
-
-    // Eta
-    const eta = new Eta({ plugins: [cachePlugin({ caches })] });
-    for (const async of synchronous ? [false, true] : [true]) {
-      const options = { async };
-      const miss = eta.compile(page(etaBody, '<%= it.user %>'), options);
-      const hit = eta.compile(page(`<% cache 600 sidebar it.user %>${etaBody}<% endcache %>`, '<%= it.user %>'), options);
-      const html = await eta.renderAsync(miss, context);
-      const staticPage = eta.compile(html.replaceAll('<%', '<%%'), options);
-      const render = async ? (fn: typeof miss) => eta.renderAsync(fn, context) : (fn: typeof miss) => eta.render(fn, context);
-      for (const fn of [hit, hit, staticPage]) {
-        if ((await render(fn)) !== html) throw new Error('eta: a page differs from the page without a cache block');
-      }
-      results.push({
-        engine: 'eta',
-        mode: async ? 'renderAsync' : 'render (sync)',
-        backend: backendName,
-        missPerSecond: (await measure(() => render(miss))).opsPerSecond,
-        hitPerSecond: (await measure(() => render(hit))).opsPerSecond,
-        staticPerSecond: (await measure(() => render(staticPage))).opsPerSecond,
-      });
     }
     await caches.close();
   }

@@ -1,11 +1,5 @@
-/** Timing for the benchmarks: warm-up first, then the median of several timed rounds. */
+/** Timing for the benchmarks: warm-up first, then the median of several timed rounds taken in turns. */
 import { performance } from 'node:perf_hooks';
-
-export interface Measurement {
-  /** Operations per second: the median of the rounds. */
-  opsPerSecond: number;
-  rounds: number[];
-}
 
 const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 300);
 const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 400);
@@ -17,30 +11,35 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
-/**
- * Runs `operation` (which may return a Promise) back to back for a warm-up, then for `ROUNDS` rounds
- * of `ROUND_MS` each, and reports the median rate. `perCall` counts operations done by one call
- * (getMany(100) is 1 call, 1 operation: the caller decides).
- */
-export async function measure(operation: () => unknown, perCall = 1): Promise<Measurement> {
-  const runFor = async (ms: number): Promise<number> => {
-    let calls = 0;
-    const start = performance.now();
-    const deadline = start + ms;
-    while (performance.now() < deadline) {
-      // Batches of calls between clock reads keep timing overhead out of fast operations.
-      for (let i = 0; i < 32; i++) {
-        const result = operation();
-        if (result instanceof Promise) await result;
-      }
-      calls += 32;
+/** Calls `operation` (awaiting it when it returns a Promise) back to back for `ms`; returns calls per second. */
+async function rateFor(operation: () => unknown, ms: number): Promise<number> {
+  let calls = 0;
+  const start = performance.now();
+  const deadline = start + ms;
+  while (performance.now() < deadline) {
+    // Batches of calls between clock reads keep timing overhead out of fast operations.
+    for (let i = 0; i < 32; i++) {
+      const result = operation();
+      if (result instanceof Promise) await result;
     }
-    return (calls * perCall * 1000) / (performance.now() - start);
-  };
-  await runFor(WARMUP_MS);
-  const rounds: number[] = [];
-  for (let i = 0; i < ROUNDS; i++) rounds.push(await runFor(ROUND_MS));
-  return { opsPerSecond: median(rounds), rounds };
+    calls += 32;
+  }
+  return (calls * 1000) / (performance.now() - start);
+}
+
+/**
+ * Operations per second of each operation: the median of `ROUNDS` rounds of `ROUND_MS`, after a
+ * warm-up. The operations take turns round by round, so that a slow spell of the machine (or of a
+ * server sharing its cores) falls on all of them alike instead of on whichever ran last.
+ */
+export async function measureSideBySide<Name extends string>(operations: Record<Name, () => unknown>): Promise<Record<Name, number>> {
+  const names = Object.keys(operations) as Name[];
+  for (const name of names) await rateFor(operations[name], WARMUP_MS);
+  const rounds = new Map<Name, number[]>(names.map((name) => [name, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const name of names) rounds.get(name)!.push(await rateFor(operations[name], ROUND_MS));
+  }
+  return Object.fromEntries(names.map((name) => [name, median(rounds.get(name)!)])) as Record<Name, number>;
 }
 
 export function formatRate(rate: number): string {
