@@ -82,6 +82,14 @@ function isExpired(timeout: Timeout): boolean {
   return timeout !== null && timeout <= 0;
 }
 
+/**
+ * A timeout as the hooks receive it (seconds > 0) in whole milliseconds, rounded up so that a short
+ * timeout never becomes 0, which lru-cache reads as "never" and Redis refuses.
+ */
+export function wholeMilliseconds(seconds: number): number {
+  return Math.ceil(seconds * 1000);
+}
+
 function checkedValue(value: unknown): void {
   if (value === undefined) throw new TypeError('Cannot cache undefined: store null to remember "nothing"');
 }

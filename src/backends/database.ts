@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { BaseCache, type BackendConfig, type Timeout } from '../base.js';
+import { BaseCache, wholeMilliseconds, type BackendConfig, type Timeout } from '../base.js';
 import { decodeValue, encodeValue } from './raw-integers.js';
 
 const OWN_OPTIONS = new Set(['maxEntries', 'cullFrequency']);
@@ -11,7 +11,7 @@ function quoteIdentifier(name: string): string {
 }
 
 function milliseconds(timeout: Timeout): number | null {
-  return timeout === null ? null : Math.ceil(timeout * 1000);
+  return timeout === null ? null : wholeMilliseconds(timeout);
 }
 
 /** What `createTable` did, or would do with `dryRun`. */

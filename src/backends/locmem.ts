@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import { BaseCache, type BackendConfig, type Timeout } from '../base.js';
+import { BaseCache, wholeMilliseconds, type BackendConfig, type Timeout } from '../base.js';
 
 /** A value kept in its serialized form, so that callers never share a mutable object with the cache. */
 class Encoded {
@@ -16,7 +16,7 @@ const stores = new Map<string, LRUCache<string, Slot>>();
 
 function toMilliseconds(timeout: Timeout): number {
   // lru-cache reads a TTL of 0 as "never expires".
-  return timeout === null ? 0 : Math.max(1, Math.ceil(timeout * 1000));
+  return timeout === null ? 0 : wholeMilliseconds(timeout);
 }
 
 /**

@@ -1,6 +1,6 @@
 import calculateSlot from 'cluster-key-slot';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
-import { BaseCache, type BackendConfig, type Timeout } from '../base.js';
+import { BaseCache, wholeMilliseconds, type BackendConfig, type Timeout } from '../base.js';
 import { defaultKeyFunction } from '../keys.js';
 import { decodeValue, encodeValue } from './raw-integers.js';
 
@@ -25,10 +25,6 @@ const OWN_OPTIONS = new Set(['cluster', 'clusterOptions', 'keyPattern', 'maxEntr
 
 function escapeGlob(text: string): string {
   return text.replace(/[*?[\]\\]/g, '\\$&');
-}
-
-function milliseconds(timeout: number): number {
-  return Math.max(1, Math.ceil(timeout * 1000));
 }
 
 function isWrongType(error: unknown): boolean {
@@ -102,12 +98,12 @@ export class RedisCache extends BaseCache {
   protected async setEntry(key: string, value: unknown, timeout: Timeout): Promise<void> {
     const data = encodeValue(value, this.serializer);
     if (timeout === null) await this.writer.set(key, data as string);
-    else await this.writer.set(key, data as string, 'PX', milliseconds(timeout));
+    else await this.writer.set(key, data as string, 'PX', wholeMilliseconds(timeout));
   }
 
   protected async addEntry(key: string, value: unknown, timeout: Timeout): Promise<boolean> {
     const data = encodeValue(value, this.serializer);
-    const reply = timeout === null ? await this.writer.set(key, data as string, 'NX') : await this.writer.set(key, data as string, 'PX', milliseconds(timeout), 'NX');
+    const reply = timeout === null ? await this.writer.set(key, data as string, 'NX') : await this.writer.set(key, data as string, 'PX', wholeMilliseconds(timeout), 'NX');
     return reply === 'OK';
   }
 
@@ -120,7 +116,7 @@ export class RedisCache extends BaseCache {
   }
 
   protected async touchEntry(key: string, timeout: Timeout): Promise<boolean> {
-    if (timeout !== null) return (await this.writer.pexpire(key, milliseconds(timeout))) === 1;
+    if (timeout !== null) return (await this.writer.pexpire(key, wholeMilliseconds(timeout))) === 1;
     // PERSIST answers 0 for a key without expiry too, so existence is asked in the same transaction.
     const replies = await this.writer.multi().persist(key).exists(key).exec();
     return replies?.[1]?.[1] === 1;
@@ -192,7 +188,7 @@ export class RedisCache extends BaseCache {
         const pipeline = this.writer.pipeline();
         for (const [key, data] of group) {
           if (timeout === null) pipeline.set(key, data as string);
-          else pipeline.set(key, data as string, 'PX', milliseconds(timeout));
+          else pipeline.set(key, data as string, 'PX', wholeMilliseconds(timeout));
         }
         const replies = (await pipeline.exec()) ?? [];
         group.forEach(([key], i) => {
