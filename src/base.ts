@@ -1,5 +1,5 @@
 import { CacheKeyWarning } from './errors.js';
-import { defaultKeyFunction, memcachedKeyProblem, type KeyFunction } from './keys.js';
+import { defaultKeyFunction, memcachedKeyProblems, type KeyFunction } from './keys.js';
 import { jsonSerializer, type Serializer } from './serializers.js';
 
 /** A value, or a Promise of it: backends that can answer synchronously do, so a hit awaits nothing. */
@@ -56,11 +56,23 @@ export function toInteger(value: unknown): number | undefined {
   return undefined;
 }
 
+/**
+ * The longest timeout stored as such, in seconds: 2³¹ − 1, about 68 years. Every backend can store it
+ * (memcached's expiry field is a 32-bit Unix time; Redis, PostgreSQL and lru-cache take far more), so a
+ * longer timeout, `Infinity` included, is stored as never expiring instead of failing in one backend.
+ */
+export const MAX_TIMEOUT = 2 ** 31 - 1;
+
+/** A number of seconds as caches store it: longer than MAX_TIMEOUT means never. */
+function storable(seconds: number): Timeout {
+  return seconds > MAX_TIMEOUT ? null : seconds;
+}
+
 /** Like Django, but a number is taken as it is: fractions of a second are useful and harmless. */
 function configuredTimeout(value: unknown): Timeout {
   if (value === null) return null;
-  if (typeof value === 'number' && Number.isFinite(value)) return value;
-  return toInteger(value) ?? DEFAULT_TIMEOUT;
+  if (typeof value === 'number' && !Number.isNaN(value)) return storable(value);
+  return storable(toInteger(value) ?? DEFAULT_TIMEOUT);
 }
 
 function configuredCount(value: unknown, fallback: number): number {
@@ -71,7 +83,8 @@ function configuredCount(value: unknown, fallback: number): number {
 /** A key-level timeout option: `undefined` is the cache's default, otherwise seconds or `null`. */
 function checkedTimeout(timeout: unknown, fallback: Timeout): Timeout {
   if (timeout === undefined) return fallback;
-  if (timeout === null || (typeof timeout === 'number' && !Number.isNaN(timeout))) return timeout;
+  if (timeout === null) return null;
+  if (typeof timeout === 'number' && !Number.isNaN(timeout)) return storable(timeout);
   throw new TypeError(`Invalid cache timeout: ${String(timeout)} (expected seconds as a number, or null)`);
 }
 
@@ -186,10 +199,9 @@ export abstract class BaseCache {
     return this.keyFunction(key, this.keyPrefix, version ?? this.version);
   }
 
-  /** Warns (CacheKeyWarning) about keys that memcached would refuse. */
+  /** Warns (CacheKeyWarning) about keys that memcached would refuse, once for each problem. */
   validateKey(key: string): void {
-    const problem = memcachedKeyProblem(key);
-    if (problem !== undefined) process.emitWarning(new CacheKeyWarning(problem));
+    for (const problem of memcachedKeyProblems(key)) process.emitWarning(new CacheKeyWarning(problem));
   }
 
   /** `makeKey`, then `validateKey` on the result: what every key-level operation stores under. */
@@ -199,7 +211,10 @@ export abstract class BaseCache {
     return madeKey;
   }
 
-  /** The timeout a key-level call means: its own, else the cache's default. */
+  /**
+   * The timeout a call means, as the storage hooks receive it: its own, else the cache's default; longer
+   * than MAX_TIMEOUT (or `Infinity`) means never. A timeout that is not a number or null is a TypeError.
+   */
   resolveTimeout(timeout?: Timeout): Timeout {
     return checkedTimeout(timeout, this.defaultTimeout);
   }
@@ -247,7 +262,8 @@ export abstract class BaseCache {
     const result: Record<string, unknown> = {};
     for (let i = 0; i < madeKeys.length; i++) {
       const value = found.get(madeKeys[i]!);
-      if (value !== undefined) result[callerKeys[i]!] = value;
+      // Defined, not assigned: assigning to a key named __proto__ would replace the result's prototype.
+      if (value !== undefined) Object.defineProperty(result, callerKeys[i]!, { value, enumerable: true, writable: true, configurable: true });
     }
     return result;
   }

@@ -14,6 +14,14 @@ export class InvalidCacheKeyError extends Error {
 }
 
 /**
+ * A vary value that cannot tell fragments apart: one whose only text is `[object Object]` or that has no
+ * text at all. Raised by `makeTemplateFragmentKey` and, with the template and line, by the cache tag.
+ */
+export class InvalidVaryValueError extends TypeError {
+  override name = 'InvalidVaryValueError';
+}
+
+/**
  * Emitted through `process.emitWarning` for keys that memcached would refuse, so that code developed
  * against the in-memory cache does not break when deployed on memcached.
  */

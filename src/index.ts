@@ -1,4 +1,4 @@
-export { BaseCache } from './base.js';
+export { BaseCache, MAX_TIMEOUT } from './base.js';
 export type {
   Awaitable,
   BackendClass,
@@ -27,6 +27,7 @@ export {
   CacheTagError,
   InvalidCacheBackendError,
   InvalidCacheKeyError,
+  InvalidVaryValueError,
   TemplateSyntaxError,
 } from './errors.js';
 export { invalidateFragment, fragmentCache } from './fragments.js';

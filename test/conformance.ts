@@ -3,7 +3,7 @@
  * `describeConformance` with a factory for caches on one shared store.
  */
 import { expect } from 'chai';
-import { InvalidCacheKeyError, type BackendConfig, type BaseCache } from 'fragcache';
+import { InvalidCacheKeyError, MAX_TIMEOUT, type BackendConfig, type BaseCache, type Serializer } from 'fragcache';
 import { cacheKeyWarnings, rejectionOf, sleep } from './helpers.js';
 
 export interface ConformanceTarget {
@@ -15,6 +15,26 @@ export interface ConformanceTarget {
   /** The backend refuses bad keys with InvalidCacheKeyError (memcached) instead of warning. */
   strictKeys?: boolean;
 }
+
+const BYTES_BEFORE = [0xff, 0x00, 0xfe];
+const BYTES_AFTER = [0x80];
+
+/**
+ * Writes bytes that are not UTF-8 text around the JSON (0xff, 0x00, a lone continuation byte), and reads
+ * back only exactly those bytes: any backend that turns bytes into text, or text into bytes, fails it.
+ */
+const bytesSerializer: Serializer = {
+  dumps(value) {
+    return new Uint8Array([...BYTES_BEFORE, ...new TextEncoder().encode(JSON.stringify(value)), ...BYTES_AFTER]);
+  },
+  loads(data) {
+    if (typeof data === 'string') throw new TypeError('the bytes serializer was given text');
+    const head = [...data.subarray(0, BYTES_BEFORE.length)];
+    const tail = [...data.subarray(data.length - BYTES_AFTER.length)];
+    if (head.join() !== BYTES_BEFORE.join() || tail.join() !== BYTES_AFTER.join()) throw new TypeError(`unexpected bytes: ${[...data].join(' ')}`);
+    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data.subarray(BYTES_BEFORE.length, data.length - BYTES_AFTER.length)));
+  },
+};
 
 export function describeConformance(title: string, target: ConformanceTarget): void {
   describe(`${title}: conformance`, function () {
@@ -107,6 +127,14 @@ export function describeConformance(title: string, target: ConformanceTarget): v
         expect(await cache.get('key')).to.deep.equal({ list: [1, 2] });
       });
 
+      it('round-trips the exact bytes of a serializer that writes bytes', async function () {
+        const bytes = create({ serializer: bytesSerializer });
+        const values: Record<string, unknown> = { text: 'héllo ✓', object: { list: [1, 'two', null] }, empty: '', integer: 42 };
+        for (const [key, value] of Object.entries(values)) await bytes.set(key, value);
+        for (const [key, value] of Object.entries(values)) expect(await bytes.get(key), key).to.deep.equal(value);
+        expect(await bytes.getMany(Object.keys(values))).to.deep.equal(values);
+      });
+
       it('never lets stored data reach the prototype chain', async function () {
         await cache.set('key', JSON.parse('{"__proto__": {"polluted": true}, "ok": 1}'));
         const value = await cache.get<Record<string, unknown>>('key');
@@ -150,6 +178,19 @@ export function describeConformance(title: string, target: ConformanceTarget): v
           expect(await cache.setMany({ many: 1 }, { timeout })).to.deep.equal([]);
           expect(await cache.get('many')).to.equal(undefined);
         }
+      });
+
+      it('stores a timeout longer than MAX_TIMEOUT seconds, or Infinity, as never expiring', async function () {
+        for (const [i, timeout] of [MAX_TIMEOUT, MAX_TIMEOUT + 1, 1e20, Number.POSITIVE_INFINITY].entries()) {
+          await cache.set(`set-${i}`, 'value', { timeout });
+          expect(await cache.add(`add-${i}`, 'value', { timeout })).to.equal(true);
+          expect(await cache.setMany({ [`many-${i}`]: 'value' }, { timeout })).to.deep.equal([]);
+          expect(await cache.touch(`set-${i}`, { timeout })).to.equal(true);
+          expect(Object.keys(await cache.getMany([`set-${i}`, `add-${i}`, `many-${i}`]))).to.have.length(3);
+        }
+        expect(create({ timeout: 1e20 }).defaultTimeout).to.equal(null);
+        expect(create({ timeout: Number.POSITIVE_INFINITY }).defaultTimeout).to.equal(null);
+        expect(create({ timeout: MAX_TIMEOUT }).defaultTimeout).to.equal(MAX_TIMEOUT);
       });
 
       it('rejects a timeout that is not a number or null', async function () {
@@ -217,6 +258,17 @@ export function describeConformance(title: string, target: ConformanceTarget): v
         await cache.set('b', null);
         expect(await cache.getMany(['a', 'b', 'c'])).to.deep.equal({ a: 1, b: null });
         expect(await cache.getMany([])).to.deep.equal({});
+      });
+
+      it('getMany returns keys such as __proto__ as ordinary entries of a plain object', async function () {
+        const entries = new Map<string, unknown>([['__proto__', { polluted: true }], ['constructor', 'c'], ['toString', 't']]);
+        await cache.setMany(entries);
+        const found = await cache.getMany(entries.keys());
+        expect(Object.getPrototypeOf(found)).to.equal(Object.prototype);
+        expect(Object.keys(found)).to.deep.equal(['__proto__', 'constructor', 'toString']);
+        expect(Object.getOwnPropertyDescriptor(found, '__proto__')?.value).to.deep.equal({ polluted: true });
+        expect((found as { polluted?: unknown }).polluted).to.equal(undefined);
+        expect(found.constructor).to.equal('c');
       });
 
       it('setMany stores every entry and returns no failures', async function () {
@@ -346,10 +398,10 @@ export function describeConformance(title: string, target: ConformanceTarget): v
     describe('key validation', function () {
       const long = 'a'.repeat(250);
       const badKeys = ['with space', 'tab\there', 'del\x7f'];
-      const expectedProblems = () => [
-        `Cache key will cause errors if used with memcached: '${cache.makeKey(long)}' (longer than 250)`,
-        ...badKeys.map((key) => `Cache key contains characters that will cause errors if used with memcached: '${cache.makeKey(key)}'`),
-      ];
+      const tooLong = (key: string) => `Cache key will cause errors if used with memcached: '${cache.makeKey(key)}' (longer than 250)`;
+      const badCharacters = (key: string) => `Cache key contains characters that will cause errors if used with memcached: '${cache.makeKey(key)}'`;
+      const expectedProblems = () => [tooLong(long), ...badKeys.map(badCharacters)];
+      const longWithSpace = 'a b'.repeat(100);
 
       if (target.strictKeys) {
         it('refuses keys memcached cannot store with InvalidCacheKeyError, naming the made key', async function () {
@@ -357,6 +409,7 @@ export function describeConformance(title: string, target: ConformanceTarget): v
           const errors = await Promise.all(attempts.map((attempt) => rejectionOf(attempt)));
           expect(errors.every((error) => error instanceof InvalidCacheKeyError)).to.equal(true);
           expect(errors.map((error) => error.message)).to.deep.equal(expectedProblems());
+          expect((await rejectionOf(cache.set(longWithSpace, 1))).message).to.equal(tooLong(longWithSpace));
         });
       } else {
         it('warns about keys memcached would refuse, naming the made key', async function () {
@@ -367,6 +420,11 @@ export function describeConformance(title: string, target: ConformanceTarget): v
             await cache.delete(badKeys[2]!);
           });
           expect(warnings).to.deep.equal(expectedProblems());
+        });
+
+        it('warns about each problem of a key that has two, as Django does', async function () {
+          const warnings = await cacheKeyWarnings(() => cache.set(longWithSpace, 1));
+          expect(warnings).to.deep.equal([tooLong(longWithSpace), badCharacters(longWithSpace)]);
         });
       }
 

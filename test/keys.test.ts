@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { CacheRegistry, invalidateFragment, makeTemplateFragmentKey } from 'fragcache';
+import { CacheRegistry, InvalidVaryValueError, invalidateFragment, makeTemplateFragmentKey } from 'fragcache';
+import { thrownBy } from './helpers.js';
 
 describe('makeTemplateFragmentKey', function () {
   // Expected values computed independently with Python's hashlib over the netstring encoding.
@@ -13,6 +14,10 @@ describe('makeTemplateFragmentKey', function () {
     ['i18n', ['Ünïcödé 日本'], 'template.cache.i18n.3e41c9f9ead437740322708486de608d'],
     ['x', [null, undefined], 'template.cache.x.648633125574c0d8c54ae9894d4c2a44'],
     ['x', [1.5, true], 'template.cache.x.439cce56f12a2a442d98c26ef79b5986'],
+    ['list', [[1, 2]], 'template.cache.list.7ef749f6237521108719b00c11c99313'],
+    ['list', [[]], 'template.cache.list.d751713988987e9331980363e24189ce'],
+    ['nested', [[[1], 2]], 'template.cache.nested.a94f2918ad4511ee5622a2d80901d9e9'],
+    ['url', [new URL('https://example.test/a?b')], 'template.cache.url.ad9aa8b769157ae6d5ec7489aa591100'],
   ];
 
   for (const [name, vary, expected] of vectors) {
@@ -23,6 +28,50 @@ describe('makeTemplateFragmentKey', function () {
 
   it('does not let ["a:b"] and ["a", "b"] collide', function () {
     expect(makeTemplateFragmentKey('f', ['a:b'])).not.to.equal(makeTemplateFragmentKey('f', ['a', 'b']));
+  });
+
+  it('keeps arrays apart from the strings they print as, and from other nestings', function () {
+    const keys = [[[1, 2]], ['1,2'], [1, 2], [[[1], 2]], [[1, [2]]], [[]], [''], [['a,b']], [['a', 'b']]].map((vary) =>
+      makeTemplateFragmentKey('f', vary),
+    );
+    expect(new Set(keys).size).to.equal(keys.length);
+  });
+
+  it('uses the text of an object that defines its own toString', function () {
+    class Slug {
+      constructor(private readonly text: string) {}
+      toString() {
+        return this.text;
+      }
+    }
+    expect(makeTemplateFragmentKey('f', [new Slug('ann')])).to.equal(makeTemplateFragmentKey('f', ['ann']));
+    expect(makeTemplateFragmentKey('f', [{ toString: () => 'bob' }])).to.equal(makeTemplateFragmentKey('f', ['bob']));
+  });
+
+  it('refuses values whose text cannot tell them apart, naming the position and the kind, never the contents', function () {
+    const cases: Array<[unknown[], string]> = [
+      [[{ id: 1, secret: 's3cr3t' }], 'vary value 1 is a plain object'],
+      [['ok', Object.create(null)], 'vary value 2 is an object without a prototype'],
+      [[new Map()], 'vary value 1 is a Map'],
+      [[Promise.resolve(1)], 'vary value 1 is a Promise'],
+      [[() => 1], 'vary value 1 is a function'],
+      [[Symbol('x')], 'vary value 1 is a symbol'],
+      [[new Uint8Array([1])], 'vary value 1 is a Uint8Array'],
+      [[[1, [2, {}]]], 'vary value 1[1][1] is a plain object'],
+    ];
+    for (const [vary, start] of cases) {
+      const error = thrownBy(() => makeTemplateFragmentKey('f', vary));
+      expect(error, start).to.be.instanceOf(InvalidVaryValueError);
+      expect(error).to.be.instanceOf(TypeError);
+      expect(error.message).to.equal(`${start}, which has no text of its own to tell one value from another: vary on a string or number that identifies it, such as user.id`);
+      expect(error.message).not.to.include('s3cr3t');
+    }
+  });
+
+  it('reports an object whose toString throws', function () {
+    const error = thrownBy(() => makeTemplateFragmentKey('f', [{ toString: () => { throw new Error('boom'); } }]));
+    expect(error).to.be.instanceOf(InvalidVaryValueError);
+    expect(error.message).to.equal('vary value 1 (a plain object) could not be turned into text: Error: boom');
   });
 });
 

@@ -62,8 +62,10 @@ export class DatabaseCache extends BaseCache {
     return decodeValue(data, this.serializer);
   }
 
+  /** bytea takes bytes: text is sent as its UTF-8. */
   private encode(value: unknown): Buffer {
-    return Buffer.from(encodeValue(value, this.serializer));
+    const data = encodeValue(value, this.serializer);
+    return typeof data === 'string' ? Buffer.from(data) : data;
   }
 
   /** Django's cull, run before each write: purge expired rows, then thin the table if it is too full. */

@@ -1,7 +1,7 @@
 import memjs from 'memjs';
 import { BaseCache, type BackendConfig, type Timeout } from '../base.js';
 import { InvalidCacheKeyError } from '../errors.js';
-import { memcachedKeyProblem } from '../keys.js';
+import { memcachedKeyProblems } from '../keys.js';
 import { decodeValue, encodeValue } from './raw-integers.js';
 
 /** Memcached reads an expiry over 30 days as a Unix time rather than a number of seconds. */
@@ -42,7 +42,7 @@ export class MemcachedCache extends BaseCache {
   }
 
   override validateKey(key: string): void {
-    const problem = memcachedKeyProblem(key);
+    const [problem] = memcachedKeyProblems(key);
     if (problem !== undefined) throw new InvalidCacheKeyError(problem);
   }
 
@@ -59,7 +59,7 @@ export class MemcachedCache extends BaseCache {
   private async store(key: string, value: unknown, timeout: Timeout): Promise<boolean> {
     const data = encodeValue(value, this.serializer);
     try {
-      await this.client.set(key, Buffer.from(data), { expires: expiryOf(timeout) });
+      await this.client.set(key, data, { expires: expiryOf(timeout) });
       return true;
     } catch (error) {
       if (!statusOf(error).includes('Value too large')) throw error;
@@ -70,7 +70,7 @@ export class MemcachedCache extends BaseCache {
 
   protected async addEntry(key: string, value: unknown, timeout: Timeout): Promise<boolean> {
     try {
-      return await this.client.add(key, Buffer.from(encodeValue(value, this.serializer)), { expires: expiryOf(timeout) });
+      return await this.client.add(key, encodeValue(value, this.serializer), { expires: expiryOf(timeout) });
     } catch (error) {
       if (statusOf(error).includes('Key exists')) return false;
       throw error;

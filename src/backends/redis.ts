@@ -97,13 +97,13 @@ export class RedisCache extends BaseCache {
 
   protected async setEntry(key: string, value: unknown, timeout: Timeout): Promise<void> {
     const data = encodeValue(value, this.serializer);
-    if (timeout === null) await this.writer.set(key, data as string);
-    else await this.writer.set(key, data as string, 'PX', wholeMilliseconds(timeout));
+    if (timeout === null) await this.writer.set(key, data);
+    else await this.writer.set(key, data, 'PX', wholeMilliseconds(timeout));
   }
 
   protected async addEntry(key: string, value: unknown, timeout: Timeout): Promise<boolean> {
     const data = encodeValue(value, this.serializer);
-    const reply = timeout === null ? await this.writer.set(key, data as string, 'NX') : await this.writer.set(key, data as string, 'PX', wholeMilliseconds(timeout), 'NX');
+    const reply = timeout === null ? await this.writer.set(key, data, 'NX') : await this.writer.set(key, data, 'PX', wholeMilliseconds(timeout), 'NX');
     return reply === 'OK';
   }
 
@@ -187,8 +187,8 @@ export class RedisCache extends BaseCache {
       groups.map(async (group) => {
         const pipeline = this.writer.pipeline();
         for (const [key, data] of group) {
-          if (timeout === null) pipeline.set(key, data as string);
-          else pipeline.set(key, data as string, 'PX', wholeMilliseconds(timeout));
+          if (timeout === null) pipeline.set(key, data);
+          else pipeline.set(key, data, 'PX', wholeMilliseconds(timeout));
         }
         const replies = (await pipeline.exec()) ?? [];
         group.forEach(([key], i) => {
