@@ -40,8 +40,8 @@ export class CacheTagError extends Error {
   template: string | undefined;
   readonly line: number | undefined;
 
-  constructor(reason: string, where: { template?: string | undefined; line?: number | undefined } = {}) {
-    super(reason);
+  constructor(reason: string, where: { template?: string | undefined; line?: number | undefined } = {}, options?: ErrorOptions) {
+    super(reason, options);
     this.reason = reason;
     this.template = where.template;
     this.line = where.line;

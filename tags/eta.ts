@@ -6,10 +6,15 @@
  * TIMEOUT, VARY and ALIAS are JavaScript expressions (parenthesised when they contain spaces); NAME is
  * literal. `render`/`renderString` work with caches that answer synchronously, `renderAsync`/
  * `renderStringAsync` with every cache.
+ *
+ * Eta tells plugins the render mode only through the code it generates, so `processAST` writes each
+ * block with placeholders and `processFnString` fills them in: in an asynchronous render, a block waits
+ * with `await` where the template's own code allows it, and reads Eta's output buffer only once its HTML
+ * is there (the body's `capture` swaps that buffer while it runs).
  */
 import type { EtaConfig } from 'eta';
 import { TemplateSyntaxError, type Awaitable, type CacheRegistry } from '../src/index.js';
-import { FragmentRuntime, NO_ALIAS, TOO_FEW_ARGUMENTS, USING_NOT_LAST, type RenderBody } from './fragment.js';
+import { FragmentRuntime, NO_ALIAS, NoWaiting, RenderWatch, TOO_FEW_ARGUMENTS, USING_NOT_LAST, type RenderBody, type Waiting } from './fragment.js';
 
 type AstItem = string | { t: string; val: string };
 
@@ -18,16 +23,29 @@ interface RenderOptions {
   filepath?: string;
 }
 
-const SYNC_ADVICE = 'render the template with eta.renderAsync() or eta.renderStringAsync()';
 const OPENING = /^cache(?:\s|$)/;
 const CLOSING = 'endcache';
-// The names compiled code uses, and placeholders for what depends on the render mode, which
-// processFnString fills in.
+// The names compiled code uses.
 const PLUGIN_VARIABLE = '__fragcache';
 const HTML_VARIABLE = '__fragcacheHtml';
-const ASYNC = '/*fragcache:async*/';
-const CAPTURE = '/*fragcache:capture*/';
-const SETTLED_HTML = '/*fragcache:html*/';
+const WATCH_VARIABLE = '__fragcacheWatch';
+
+/** The placeholder of one part of block `index`, which `processFnString` replaces. */
+const placeholder = (part: 'body' | 'waiting' | 'settle', index: number) => `/*fragcache:${part}:${index}*/`;
+
+const SYNCHRONOUS_RENDER = new NoWaiting(
+  'this render is synchronous: render with eta.renderAsync() or eta.renderStringAsync(), and include partials with await includeAsync()',
+);
+const INSIDE_CALLBACK = new NoWaiting(
+  'the block is inside a function that is not async (a callback such as forEach or map, or block()), where an asynchronous render cannot wait: ' +
+    'loop with for…of instead of a callback, or use blockAsync(name, async () => …)',
+);
+const ETA_ADVICE = {
+  overlapping: 'this happens when callbacks render blocks at the same time (async functions given to map for Promise.all): loop with for…of instead',
+  unfinished: 'it is inside a callback the template does not wait for (an async function given to forEach): loop with for…of instead',
+};
+
+const AsyncFunction = (async () => undefined).constructor as new (...parameters: string[]) => unknown;
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -81,8 +99,8 @@ function unquoted(name: string): string {
   return (quote === '"' || quote === "'") && name.length > 1 && name.endsWith(quote) ? name.slice(1, -1) : name;
 }
 
-/** The code that opens a cache block; the matching `endcache` closes the body function and the call. */
-function openingCode(argumentText: string, line: number | undefined): string {
+/** The code that opens block `index`; the matching `endcache` closes the body function and the call. */
+function openingCode(argumentText: string, index: number, line: number | undefined): string {
   const args = splitArguments(argumentText);
   if (args.length < 2) throw new TemplateSyntaxError(TOO_FEW_ARGUMENTS, { line });
   const [timeout, name, ...rest] = args as [string, string, ...string[]];
@@ -93,18 +111,74 @@ function openingCode(argumentText: string, line: number | undefined): string {
     alias = `(${rest.pop()!.slice('using='.length)})`;
   }
   const vary = rest.map((expression) => `(${expression})`).join(', ');
-  return `{const ${HTML_VARIABLE}=${PLUGIN_VARIABLE}.render(${JSON.stringify(unquoted(name))}, (${timeout}), ${alias}, [${vary}], () => ${CAPTURE}(${ASYNC}() => {`;
+  return `{let ${HTML_VARIABLE}=${PLUGIN_VARIABLE}.render(${JSON.stringify(unquoted(name))}, (${timeout}), ${alias}, [${vary}], () => ${placeholder('body', index)}`;
 }
 
-function closingCode(line: number | undefined): string {
-  return `}), ${line ?? 'undefined'}, options);__eta.res+=${SETTLED_HTML};}`;
+function closingCode(index: number, line: number | undefined): string {
+  return `}), ${line ?? 'undefined'}, options, ${placeholder('waiting', index)});${placeholder('settle', index)}__eta.res+=${HTML_VARIABLE};}`;
 }
 
-/** The Eta plugin; create it with `cachePlugin()`. Its `render` method is called by compiled templates. */
+/** How one block is written once the render mode is known. */
+interface BlockCode {
+  /** How the block waits: its render's watch, or a reason it cannot. */
+  waiting: string;
+  /** The statement that awaits the block's HTML before it is added to the output, if it may wait. */
+  settle: string;
+}
+
+/** A block that may wait: it awaits a Promise (only a Promise), telling the render's watch while it does. */
+function waitingBlockCode(line: number | undefined): BlockCode {
+  return {
+    waiting: WATCH_VARIABLE,
+    settle:
+      `if (typeof ${HTML_VARIABLE} !== 'string') { ${WATCH_VARIABLE}.blockWaiting(${line ?? 'undefined'}); ` +
+      `try { ${HTML_VARIABLE} = await ${HTML_VARIABLE}; } finally { ${WATCH_VARIABLE}.blockSettled(); } }`,
+  };
+}
+
+const SYNCHRONOUS_BLOCK: BlockCode = { waiting: `${PLUGIN_VARIABLE}.synchronousRender`, settle: '' };
+const CALLBACK_BLOCK: BlockCode = { waiting: `${PLUGIN_VARIABLE}.insideCallback`, settle: '' };
+
+/**
+ * Writes every block of `code` as `blockCode` says. A body is rendered with Eta's `captureAsync` only
+ * when its code awaits something (a block inside it that may wait, or the template's own `await`), so a
+ * miss that has nothing to wait for stays synchronous. Blocks are written innermost first, so that an
+ * outer body sees what its inner blocks became.
+ */
+function writeBlocks(code: string, closingOrder: readonly number[], blockCode: (index: number) => BlockCode): string {
+  for (const index of closingOrder) {
+    const { waiting, settle } = blockCode(index);
+    const body = code.slice(code.indexOf(placeholder('body', index)), code.indexOf(placeholder('waiting', index)));
+    const capture = /\bawait\b/.test(body) ? 'captureAsync(async () => {' : 'capture(() => {';
+    code = code
+      .replace(placeholder('body', index), capture)
+      .replace(placeholder('waiting', index), waiting)
+      .replace(placeholder('settle', index), settle);
+  }
+  return code;
+}
+
+/** Whether `code` compiles as the body of an asynchronous template function. */
+function compilesAsync(code: string, config: EtaConfig): boolean {
+  try {
+    new AsyncFunction(config.varName, 'options', code);
+    return true;
+  } catch (error) {
+    if (error instanceof SyntaxError) return false;
+    throw error;
+  }
+}
+
+/** The Eta plugin; create it with `cachePlugin()`. Compiled templates call its `render` method. */
 export class EtaCachePlugin {
   readonly noAlias = NO_ALIAS;
+  readonly synchronousRender = SYNCHRONOUS_RENDER;
+  readonly insideCallback = INSIDE_CALLBACK;
   private readonly runtime: FragmentRuntime;
+  // What the parse of the template being compiled found, for processFnString (Eta compiles synchronously).
   private lines: number[] = [];
+  private blockLines: Array<number | undefined> = [];
+  private closingOrder: number[] = [];
 
   constructor(caches?: CacheRegistry) {
     this.runtime = new FragmentRuntime(caches);
@@ -120,7 +194,9 @@ export class EtaCachePlugin {
   processAST(buffer: AstItem[]): AstItem[] {
     const lines = this.lines;
     let tagIndex = 0;
-    const open: Array<number | undefined> = [];
+    const open: number[] = [];
+    const blockLines: Array<number | undefined> = [];
+    const closingOrder: number[] = [];
     const result: AstItem[] = [];
     try {
       for (const item of buffer) {
@@ -131,25 +207,32 @@ export class EtaCachePlugin {
         const code = item.val.trim();
         if (OPENING.test(code)) {
           const line = lines[tagIndex++];
-          open.push(line);
-          result.push({ t: 'e', val: openingCode(code.slice('cache'.length), line) });
+          const index = blockLines.push(line) - 1;
+          open.push(index);
+          result.push({ t: 'e', val: openingCode(code.slice('cache'.length), index, line) });
         } else if (code === CLOSING) {
           const line = lines[tagIndex++];
-          if (open.length === 0) throw new TemplateSyntaxError(`Invalid block tag on line ${line ?? '?'}: 'endcache'.`, { line });
-          result.push({ t: 'e', val: closingCode(open.pop()) });
+          const index = open.pop();
+          if (index === undefined) throw new TemplateSyntaxError(`Invalid block tag on line ${line ?? '?'}: 'endcache'.`, { line });
+          closingOrder.push(index);
+          result.push({ t: 'e', val: closingCode(index, blockLines[index]) });
         } else {
           result.push(item);
         }
       }
       if (open.length > 0) {
-        const line = open.pop();
+        const line = blockLines[open.pop()!];
         throw new TemplateSyntaxError(`Unclosed tag on line ${line ?? '?'}: 'cache'. Looking for one of: endcache.`, { line });
       }
     } catch (error) {
       if (!(error instanceof TemplateSyntaxError)) throw error;
+      this.blockLines = [];
+      this.closingOrder = [];
       // Eta parses without knowing the template's name; throwing from the compiled code names it.
       return [{ t: 'e', val: `throw ${PLUGIN_VARIABLE}.located(${JSON.stringify(error.reason)}, ${error.line ?? 'undefined'}, options);` }];
     }
+    this.blockLines = blockLines;
+    this.closingOrder = closingOrder;
     return result;
   }
 
@@ -159,21 +242,48 @@ export class EtaCachePlugin {
    */
   processFnString(code: string, config?: EtaConfig): string {
     if (!code.includes(PLUGIN_VARIABLE)) return code;
-    const isAsync = code.includes('await includeAsync (__eta.layout');
-    const index = config?.plugins.findIndex((plugin) => plugin === this) ?? -1;
-    if (index === -1) throw new Error('fragcache: the Eta cache plugin must be listed in the Eta config it compiles with');
-    // A hit on a synchronous cache is a string even in an asynchronous render: awaiting only a
-    // Promise spares it a turn of the microtask queue.
-    const settledHtml = isAsync ? `(typeof ${HTML_VARIABLE} === 'string' ? ${HTML_VARIABLE} : await ${HTML_VARIABLE})` : HTML_VARIABLE;
-    return `const ${PLUGIN_VARIABLE} = this.config.plugins[${index}];\n${code
-      .replaceAll(SETTLED_HTML, settledHtml)
-      .replaceAll(ASYNC, isAsync ? 'async ' : '')
-      .replaceAll(CAPTURE, isAsync ? 'captureAsync' : 'capture')}`;
+    const index = config?.plugins.indexOf(this) ?? -1;
+    if (config === undefined || index === -1) throw new Error('fragcache: the Eta cache plugin must be listed in the Eta config it compiles with');
+    const header = `const ${PLUGIN_VARIABLE} = this.config.plugins[${index}];\n`;
+    if (!code.includes('await includeAsync (__eta.layout')) {
+      return header + writeBlocks(code, this.closingOrder, () => SYNCHRONOUS_BLOCK);
+    }
+    const watched = `${header}const ${WATCH_VARIABLE} = ${PLUGIN_VARIABLE}.watch(options);\n${this.finishing(code)}`;
+    const canWait = this.blocksThatCanWait(watched, config);
+    return writeBlocks(watched, this.closingOrder, (block) => (canWait[block] ? waitingBlockCode(this.blockLines[block]) : CALLBACK_BLOCK));
+  }
+
+  /** `code` with the render's final return checking that no block is still waiting. */
+  private finishing(code: string): string {
+    const end = code.lastIndexOf('return __eta.res;');
+    return `${code.slice(0, end)}if (${WATCH_VARIABLE}.unsettled) throw ${WATCH_VARIABLE}.unfinished();\n${code.slice(end)}`;
+  }
+
+  /**
+   * Which blocks stand where the template's own code allows `await`: not inside a callback such as
+   * `forEach(i => …)` or Eta's `block()`. Found by compiling, which is the only sure way to read
+   * JavaScript: usually once; block by block only when some block is inside such a function.
+   */
+  private blocksThatCanWait(code: string, config: EtaConfig): boolean[] {
+    const count = this.blockLines.length;
+    const everyBlockAwaits = writeBlocks(code, this.closingOrder, (block) => waitingBlockCode(this.blockLines[block]));
+    if (compilesAsync(everyBlockAwaits, config)) return new Array<boolean>(count).fill(true);
+    const noBlockAwaits = writeBlocks(code, this.closingOrder, () => CALLBACK_BLOCK);
+    // The template's own code does not compile: keep the blocks as they are and let Eta report it.
+    if (!compilesAsync(noBlockAwaits, config)) return new Array<boolean>(count).fill(true);
+    return Array.from({ length: count }, (_, block) =>
+      compilesAsync(writeBlocks(code, this.closingOrder, (other) => (other === block ? waitingBlockCode(this.blockLines[other]) : CALLBACK_BLOCK)), config),
+    );
   }
 
   /** Called by compiled templates for every cache block. */
-  render(name: string, timeout: unknown, alias: unknown, vary: unknown[], body: RenderBody, line: number | undefined, options: RenderOptions & { async?: boolean }): Awaitable<string> {
-    return this.runtime.render(name, timeout, alias, vary, body, options.filepath, line, options.async ? undefined : SYNC_ADVICE);
+  render(name: string, timeout: unknown, alias: unknown, vary: unknown[], body: RenderBody, line: number | undefined, options: RenderOptions, waiting: Waiting): Awaitable<string> {
+    return this.runtime.render(name, timeout, alias, vary, body, options.filepath, line, waiting);
+  }
+
+  /** Called by asynchronous compiled templates once per render. */
+  watch(options: RenderOptions): RenderWatch {
+    return new RenderWatch(ETA_ADVICE, options.filepath);
   }
 
   /** The error a malformed cache block throws when its template is rendered. */

@@ -1,7 +1,7 @@
 /**
  * The engine-neutral half of the `cache` tag: argument checks, timeout and cache resolution, the key,
  * and the one place where get → render → set happens. The Nunjucks and Eta integrations only parse
- * their syntax and call `FragmentRuntime.render`.
+ * their syntax, say whether the render may wait, and call `FragmentRuntime.render`.
  */
 import {
   CacheTagError,
@@ -16,8 +16,8 @@ import {
 import { isPromiseLike, toInteger } from '../src/base.js';
 import { encodeVaryOn, fragmentKeyOfEncoded } from '../src/keys.js';
 
-/** Where a tag stands, for the errors of a miss. */
-interface TagPlace {
+/** Where a block's tag stands, for its errors. Nunjucks tells the template only once an error is thrown. */
+export interface BlockPlace {
   readonly template: string | undefined;
   readonly line: number | undefined;
 }
@@ -32,10 +32,10 @@ export const NO_ALIAS: unique symbol = Symbol('no using= argument');
 export const TOO_FEW_ARGUMENTS = "'cache' tag requires at least 2 arguments.";
 export const USING_NOT_LAST = "'cache' tag accepts using= only as its last argument.";
 
-/** A value as the error texts show it: strings in single quotes, `undefined`, else its JSON. */
+/** A value as the error texts show it: strings in single quotes, `undefined`, numbers as written, else its JSON. */
 export function displayValue(value: unknown): string {
   if (typeof value === 'string') return `'${value}'`;
-  if (value === undefined) return 'undefined';
+  if (value === undefined || typeof value === 'number' || typeof value === 'bigint') return String(value);
   try {
     return JSON.stringify(value) ?? String(value);
   } catch {
@@ -46,14 +46,88 @@ export function displayValue(value: unknown): string {
 /**
  * The tag's timeout in seconds: what Django's int() accepts (integers, integer-like strings, floats
  * truncated toward zero), and `null` for "forever". Checked on every render, hit or miss, so a bad
- * value never hides behind a hit.
+ * value never hides behind a hit. NaN and ±Infinity are not integers, as in Django.
  */
-export function resolveFragmentTimeout(value: unknown, template: string | undefined, line: number | undefined): Timeout {
+export function resolveFragmentTimeout(value: unknown, place: BlockPlace): Timeout {
   if (value === null) return null;
   const seconds = toInteger(value);
   if (seconds !== undefined) return seconds;
-  throw new TemplateSyntaxError(`"cache" tag got a non-integer timeout value: ${displayValue(value)}`, { template, line });
+  throw new TemplateSyntaxError(`"cache" tag got a non-integer timeout value: ${displayValue(value)}`, place);
 }
+
+/**
+ * A render that cannot wait for an asynchronous cache, and why: the text completes "The cache tag's
+ * cache (RedisCache) answers asynchronously, and …". Engines make one per reason, once.
+ */
+export class NoWaiting {
+  constructor(readonly reason: string) {}
+}
+
+/** What an engine says a render's blocks did wrong, completing "… so their output would …". */
+export interface WaitAdvice {
+  /** Two blocks waited for their caches at once: their output would land out of order. */
+  readonly overlapping: string;
+  /** The render finished while a block was still waiting: its output would be lost. */
+  readonly unfinished: string;
+}
+
+/**
+ * The blocks of one asynchronous render that are waiting. A render that waits for each block before it
+ * goes on never has two blocks waiting for their caches at once, and never finishes with one still
+ * waiting; when either happens, the engine did not wait for a block (Nunjucks in a `{% for %}` around an
+ * `{% include %}`, Eta in a callback), and the render fails instead of printing a page with missing or
+ * misplaced parts. The runtime reports cache waits; the engine reports the blocks it awaits.
+ */
+export class RenderWatch {
+  private cacheWaits = 0;
+  private waitingBlocks = 0;
+  /** The line of the block that started waiting last, for the error of an unfinished render. */
+  private lastWaitingLine: number | undefined;
+
+  /** `template` is the template the render's errors name, when the engine knows it. */
+  constructor(
+    private readonly advice: WaitAdvice,
+    private readonly template?: string,
+  ) {}
+
+  /** Called by the runtime when a block starts waiting for its cache; throws if another block already is. */
+  startCacheWait(place: BlockPlace): void {
+    if (this.cacheWaits > 0) {
+      throw new CacheTagError(`Another cache block of this render is waiting for its cache at the same time, so their output would land out of order: ${this.advice.overlapping}`, place);
+    }
+    this.cacheWaits++;
+  }
+
+  endCacheWait(): void {
+    this.cacheWaits--;
+  }
+
+  /** Called by the engine when it starts awaiting a block's Promise. */
+  blockWaiting(line: number | undefined): void {
+    this.waitingBlocks++;
+    this.lastWaitingLine = line;
+  }
+
+  blockSettled(): void {
+    this.waitingBlocks--;
+  }
+
+  /** Whether a block the engine started awaiting has not settled yet. */
+  get unsettled(): boolean {
+    return this.waitingBlocks > 0;
+  }
+
+  /** The error of a render that finished before a block settled: by default the last one that waited. */
+  unfinished(line = this.lastWaitingLine): CacheTagError {
+    return new CacheTagError(
+      `The render finished while this cache block was still waiting, so its output would be lost: ${this.advice.unfinished}`,
+      { template: this.template, line },
+    );
+  }
+}
+
+/** How a render deals with a block that has to wait: under its watch, or not at all. */
+export type Waiting = RenderWatch | NoWaiting;
 
 /** The made keys of one fragment name, by what its vary values look like. */
 interface KeysOfName {
@@ -130,19 +204,26 @@ export class FragmentRuntime {
     return keys;
   }
 
-  private cacheFor(alias: unknown, template: string | undefined, line: number | undefined): BaseCache {
+  private cacheFor(alias: unknown, place: BlockPlace): BaseCache {
     if (alias === NO_ALIAS) return fragmentCache(this.caches);
     if (typeof alias === 'string' && this.caches.has(alias)) return this.caches.get(alias);
-    throw new TemplateSyntaxError(`Invalid cache name specified for cache tag: ${displayValue(alias)}`, { template, line });
+    throw new TemplateSyntaxError(`Invalid cache name specified for cache tag: ${displayValue(alias)}`, place);
+  }
+
+  /** The key of a block; a vary value or key the cache refuses becomes an error at the block's place. */
+  private keyFor(cache: BaseCache, name: string, vary: readonly unknown[], place: BlockPlace): string {
+    try {
+      return this.madeKeysOf(cache).get(name, vary);
+    } catch (error) {
+      throw new CacheTagError(error instanceof Error ? error.message : String(error), place, { cause: error });
+    }
   }
 
   /**
    * One render of a cache block. The result is a string whenever the cache and the body answered
-   * synchronously, which a hit on an in-memory cache always does. `template` and `line` say where the
-   * tag stands, for errors (Nunjucks learns the template only after an error is thrown).
-   *
-   * `syncAdvice` marks a synchronous render: an asynchronous cache then fails with a CacheTagError that
-   * ends with this advice, instead of returning a Promise the engine could not wait for.
+   * synchronously, which a hit on an in-memory cache always does; otherwise a Promise, which only a
+   * render that can wait receives: one that cannot (`NoWaiting`) gets a CacheTagError with its reason
+   * instead, before anything is rendered twice.
    */
   render(
     name: string,
@@ -152,57 +233,70 @@ export class FragmentRuntime {
     body: RenderBody,
     template: string | undefined,
     line: number | undefined,
-    syncAdvice?: string,
+    waiting: Waiting,
   ): Awaitable<string> {
-    const timeout = resolveFragmentTimeout(timeoutValue, template, line);
-    const cache = this.cacheFor(alias, template, line);
-    const key = this.madeKeysOf(cache).get(name, vary);
+    const place: BlockPlace = { template, line };
+    const timeout = resolveFragmentTimeout(timeoutValue, place);
+    const cache = this.cacheFor(alias, place);
+    const key = this.keyFor(cache, name, vary, place);
     const cached = cache.readEntry(key);
     if (!isPromiseLike(cached)) {
       if (typeof cached === 'string') return cached;
-      return this.fill(cache, key, timeout, body, { template, line }, syncAdvice);
+      return this.fill(cache, key, cache.resolveTimeout(timeout), body, place, waiting);
     }
-    const place = { template, line };
-    if (syncAdvice !== undefined) throw this.asyncInSyncRender(cache, cached, place, syncAdvice);
-    return Promise.resolve(cached).then((hit) =>
-      typeof hit === 'string' ? hit : this.fill(cache, key, timeout, body, place, undefined),
+    const watch = this.watchFor(cache, cached, place, waiting);
+    return Promise.resolve(cached).then(
+      (hit) => {
+        watch.endCacheWait();
+        return typeof hit === 'string' ? hit : this.fill(cache, key, cache.resolveTimeout(timeout), body, place, watch);
+      },
+      (error: unknown) => {
+        watch.endCacheWait();
+        throw error;
+      },
     );
   }
 
   /** A miss: render the body and store what it printed (an empty string is stored like any other). */
-  private fill(
-    cache: BaseCache,
-    key: string,
-    timeout: Timeout,
-    body: RenderBody,
-    place: TagPlace,
-    syncAdvice: string | undefined,
-  ): Awaitable<string> {
+  private fill(cache: BaseCache, key: string, timeout: Timeout, body: RenderBody, place: BlockPlace, waiting: Waiting): Awaitable<string> {
     const html = body();
-    if (isPromiseLike(html)) return Promise.resolve(html).then((text) => this.store(cache, key, text, timeout, place, undefined));
-    return this.store(cache, key, html, timeout, place, syncAdvice);
+    if (isPromiseLike(html)) return Promise.resolve(html).then((text) => this.store(cache, key, text, timeout, place, waiting));
+    return this.store(cache, key, html, timeout, place, waiting);
   }
 
-  private store(
-    cache: BaseCache,
-    key: string,
-    html: string,
-    timeout: Timeout,
-    place: TagPlace,
-    syncAdvice: string | undefined,
-  ): Awaitable<string> {
+  private store(cache: BaseCache, key: string, html: string, timeout: Timeout, place: BlockPlace, waiting: Waiting): Awaitable<string> {
     const written = cache.writeEntry(key, html, timeout);
     if (!isPromiseLike(written)) return html;
-    if (syncAdvice !== undefined) throw this.asyncInSyncRender(cache, written, place, syncAdvice);
-    return Promise.resolve(written).then(() => html);
-  }
-
-  private asyncInSyncRender(cache: BaseCache, pending: PromiseLike<unknown>, place: TagPlace, advice: string): CacheTagError {
-    // Nobody will wait for the operation already started; keep its failure from crashing the process.
-    Promise.resolve(pending).catch(() => undefined);
-    return new CacheTagError(
-      `The cache tag's cache (${cache.constructor.name}) answers asynchronously and cannot be used in a synchronous render: ${advice}`,
-      place,
+    const watch = this.watchFor(cache, written, place, waiting);
+    return Promise.resolve(written).then(
+      () => {
+        watch.endCacheWait();
+        return html;
+      },
+      (error: unknown) => {
+        watch.endCacheWait();
+        throw error;
+      },
     );
   }
+
+  /** The watch a cache operation that answered with a Promise waits under; a render that cannot wait fails. */
+  private watchFor(cache: BaseCache, pending: PromiseLike<unknown>, place: BlockPlace, waiting: Waiting): RenderWatch {
+    if (waiting instanceof RenderWatch) {
+      try {
+        waiting.startCacheWait(place);
+        return waiting;
+      } catch (error) {
+        abandon(pending);
+        throw error;
+      }
+    }
+    abandon(pending);
+    throw new CacheTagError(`The cache tag's cache (${cache.constructor.name}) answers asynchronously, and ${waiting.reason}`, place);
+  }
+}
+
+/** Nobody will wait for an operation already started; its failure must not crash the process. */
+function abandon(pending: PromiseLike<unknown>): void {
+  Promise.resolve(pending).catch(() => undefined);
 }

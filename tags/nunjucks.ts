@@ -5,13 +5,16 @@
  *
  * By default the tag compiles to Nunjucks's synchronous extension call, which works in every construct
  * and every way of rendering, with caches that answer synchronously (locmem, dummy). With
- * `{ async: true }` it compiles to the asynchronous call, which works with every cache when the
- * template is rendered with a callback or `renderAsync()`.
+ * `{ async: true }` it compiles to the asynchronous call, which works with every cache in renders that
+ * fragcache starts (`renderAsync`, `renderStringAsync`, `expressViews`): Nunjucks goes on without
+ * waiting for an asynchronous tag in some constructs, and only a render that fragcache watches can notice.
+ *
+ * Nothing here uses the nunjucks package itself: the tag works with whatever copy of Nunjucks the
+ * application renders with, and marks its output safe through the node it compiles to.
  */
-import nunjucks from 'nunjucks';
 import { CacheTagError, TemplateSyntaxError, type Awaitable, type CacheRegistry } from '../src/index.js';
 import { isPromiseLike } from '../src/base.js';
-import { FragmentRuntime, NO_ALIAS, TOO_FEW_ARGUMENTS, USING_NOT_LAST, type RenderBody } from './fragment.js';
+import { FragmentRuntime, NO_ALIAS, NoWaiting, RenderWatch, TOO_FEW_ARGUMENTS, USING_NOT_LAST, type RenderBody, type Waiting } from './fragment.js';
 
 // The parts of Nunjucks's (untyped) parser API this tag uses.
 interface Token {
@@ -55,9 +58,22 @@ interface Nodes {
 interface Lexer {
   lex(str: string, opts: { trimBlocks: boolean; lstripBlocks: boolean }): Tokenizer;
 }
-type Callback = (error: unknown, html?: unknown) => void;
+type Callback = (error: unknown, html?: string) => void;
 type SyncBody = () => string;
 type AsyncBody = (done: (error: unknown, html: string) => void) => void;
+/** A compiled call's node: `autoescape: false` tells Nunjucks the tag's output is already HTML. */
+type CallNode = ParserNode & { autoescape?: boolean };
+
+/** The part of a Nunjucks Environment fragcache renders with; any copy or version of Nunjucks 3 has it. */
+export interface NunjucksEnvironment {
+  render(name: string, context: object, callback: Callback): unknown;
+  renderString(source: string, context: object, options: { path?: string }, callback: Callback): unknown;
+}
+
+/** The part of Nunjucks's render context a tag receives. */
+interface TemplateContext {
+  lookup(name: string): unknown;
+}
 
 /** What Nunjucks reports on an error it did not make itself: it reads `lineno` and calls `Update(path)`. */
 function withNunjucksProtocol(error: unknown): unknown {
@@ -71,17 +87,7 @@ function withNunjucksProtocol(error: unknown): unknown {
   });
 }
 
-function insideConstructAdvice(construct: string): string {
-  return `it is inside {% ${construct} %}, which Nunjucks renders synchronously even in an asynchronous render; move the cache block out of it, or use a cache that answers synchronously (locmem)`;
-}
-
-const SYNC_ADVICE =
-  'create the extension with new CacheExtension({ async: true }) and render with renderAsync() or a callback';
-
-/**
- * Block constructs that Nunjucks compiles to synchronous code even in an asynchronous render; a block
- * inside them cannot wait for an asynchronous cache (Nunjucks would drop its output silently).
- */
+/** Constructs Nunjucks renders synchronously even in an asynchronous render, with their end tags. */
 const SYNCHRONOUS_CONSTRUCTS = new Map([
   ['macro', 'endmacro'],
   ['call', 'endcall'],
@@ -92,6 +98,36 @@ const RAW_BLOCKS = new Map([
   ['raw', 'endraw'],
   ['verbatim', 'endverbatim'],
 ]);
+
+/** Where fragcache's renders keep their watch, in the variables Nunjucks copies into every included template. */
+const WATCH_VARIABLE = '__fragcacheRender';
+
+const ADVICE_ON_CONSTRUCTS =
+  'Nunjucks does not wait inside {% for %}, {% if %}, {% asyncAll %}, macros, {% call %}, {% filter %} or {% set %} blocks. ' +
+  'Around an {% include %} (or {% block %}) of a template with cache blocks, loop with {% asyncEach %} … {% endeach %} and test with {% ifAsync %}; ' +
+  'in a macro, {% call %}, {% filter %} or {% set %} block, give the block a cache that answers synchronously (using="…")';
+
+const NUNJUCKS_ADVICE = { overlapping: ADVICE_ON_CONSTRUCTS, unfinished: ADVICE_ON_CONSTRUCTS };
+
+/** Why a block cannot wait, by the `mode` its call was compiled with; only `async` blocks may wait. */
+const CANNOT_WAIT: Readonly<Record<string, NoWaiting>> = {
+  sync: new NoWaiting(
+    'this template is compiled for synchronous rendering: create the extension with new CacheExtension({ async: true }) and render with renderAsync()',
+  ),
+  async: new NoWaiting(
+    'this render was not started by fragcache, so nothing would notice if Nunjucks did not wait for the block: ' +
+      'render with renderAsync() or renderStringAsync() from fragcache/nunjucks (with Express, expressViews(env, app))',
+  ),
+  ...Object.fromEntries(
+    [...SYNCHRONOUS_CONSTRUCTS.keys()].map((construct) => [
+      construct,
+      new NoWaiting(
+        `the block is inside {% ${construct} %}, which Nunjucks renders synchronously even in an asynchronous render: ` +
+          'move the cache block out of it, or give it a cache that answers synchronously (using="…")',
+      ),
+    ]),
+  ),
+};
 
 /**
  * The innermost synchronous construct that is open at the end of `source`, found with Nunjucks's own
@@ -139,7 +175,10 @@ function offsetOf(source: string, lineno: number, colno: number): number {
 export interface CacheExtensionOptions {
   /** The registry whose caches the tag uses; default: the process-wide `caches`. */
   caches?: CacheRegistry;
-  /** Compile to Nunjucks's asynchronous extension call, for caches that answer asynchronously. */
+  /**
+   * Compile to Nunjucks's asynchronous extension call, for caches that answer asynchronously; render
+   * with `renderAsync`, `renderStringAsync` or `expressViews`. Default false.
+   */
   async?: boolean;
 }
 
@@ -189,25 +228,18 @@ export class CacheExtension {
     if (parser.peekToken()?.value !== 'endcache') fail(`Unclosed tag on line ${line}: 'cache'. Looking for one of: endcache.`);
     parser.advanceAfterBlockEnd();
 
+    // Inside a synchronous construct the asynchronous call cannot work (Nunjucks drops its output, or
+    // fails to compile it inside call and filter blocks), so the synchronous call is used there too.
     const construct = this.async
       ? openSynchronousConstruct(parser.tokens.str.slice(0, offsetOf(parser.tokens.str, tag.lineno, tag.colno)), parser.tokens, lexer)
       : undefined;
-    // The advice a synchronous call gives when its cache answers asynchronously; null for the asynchronous call.
-    const syncAdvice = construct !== undefined ? insideConstructAdvice(construct) : this.async ? null : SYNC_ADVICE;
+    const mode = construct ?? (this.async ? 'async' : 'sync');
     const literal = (value: unknown) => new nodes.Literal(tag.lineno, tag.colno, value);
-    const args = new nodes.NodeList(tag.lineno, tag.colno, [
-      literal(name),
-      literal(line),
-      literal(syncAdvice),
-      timeout,
-      alias ?? literal(null),
-      literal(alias !== undefined),
-      ...vary,
-    ]);
-    // Inside a synchronous construct the asynchronous call cannot work (Nunjucks drops its output, or
-    // fails to compile it inside call and filter blocks), so the synchronous call is used there too.
-    const Call = syncAdvice === null ? nodes.CallExtensionAsync : nodes.CallExtension;
-    return new Call(this, 'run', args, [body]);
+    const args = new nodes.NodeList(tag.lineno, tag.colno, [literal(name), literal(line), literal(mode), timeout, alias ?? literal(null), literal(alias !== undefined), ...vary]);
+    const Call = mode === 'async' ? nodes.CallExtensionAsync : nodes.CallExtension;
+    const call: CallNode = new Call(this, mode === 'async' ? 'runAsync' : 'run', args, [body]);
+    call.autoescape = false;
+    return call;
   }
 
   /**
@@ -227,41 +259,96 @@ export class CacheExtension {
     return parts.map((part) => (part.type === 'string' ? JSON.stringify(part.value) : part.value)).join('');
   }
 
-  /** Called by the compiled template: `run(context, name, line, syncAdvice, timeout, alias, hasAlias, ...vary, body[, callback])`. */
-  run(_context: unknown, name: string, line: number, syncAdvice: string | null, timeout: unknown, alias: unknown, hasAlias: boolean, ...rest: unknown[]): unknown {
-    const using = hasAlias ? alias : NO_ALIAS;
-    if (syncAdvice !== null) {
-      const body = rest.pop() as SyncBody;
-      try {
-        return new nunjucks.runtime.SafeString(this.runtime.render(name, timeout, using, rest, body, undefined, line, syncAdvice) as string);
-      } catch (error) {
-        throw withNunjucksProtocol(error);
-      }
+  /** The synchronous call: `run(context, name, line, mode, timeout, alias, hasAlias, ...vary, body)`. */
+  run(_context: TemplateContext, name: string, line: number, mode: string, timeout: unknown, alias: unknown, hasAlias: boolean, ...rest: unknown[]): string {
+    const body = rest.pop() as SyncBody;
+    try {
+      return this.runtime.render(name, timeout, hasAlias ? alias : NO_ALIAS, rest, body, undefined, line, CANNOT_WAIT[mode]!) as string;
+    } catch (error) {
+      throw withNunjucksProtocol(error);
     }
+  }
+
+  /**
+   * The asynchronous call: `runAsync(context, name, line, mode, timeout, alias, hasAlias, ...vary, body, done)`.
+   * It may wait only in a render fragcache watches, and tells the watch while it does.
+   */
+  runAsync(context: TemplateContext, name: string, line: number, _mode: string, timeout: unknown, alias: unknown, hasAlias: boolean, ...rest: unknown[]): void {
     const done = rest.pop() as Callback;
     const body = rest.pop() as AsyncBody;
+    const watch = context.lookup(WATCH_VARIABLE);
+    const waiting: Waiting = watch instanceof WatchedRender ? watch : CANNOT_WAIT.async!;
     let html: Awaitable<string>;
     try {
-      html = this.runtime.render(name, timeout, using, rest, awaitableBody(body), undefined, line);
+      html = this.runtime.render(name, timeout, hasAlias ? alias : NO_ALIAS, rest, awaitableBody(body), undefined, line, waiting);
     } catch (error) {
       done(withNunjucksProtocol(error));
-      return undefined;
+      return;
     }
     if (!isPromiseLike(html)) {
-      done(null, new nunjucks.runtime.SafeString(html));
+      done(null, html);
+    } else if (watch instanceof WatchedRender) {
+      watch.await(html, line, done);
     } else {
+      // Only the body waits here (the cache answered synchronously): Nunjucks's own asynchronous work.
       html.then(
-        (text) => done(null, new nunjucks.runtime.SafeString(text)),
+        (text) => done(null, text),
         (error: unknown) => done(withNunjucksProtocol(error)),
       );
     }
-    return undefined;
+  }
+}
+
+/**
+ * The watch of one render that fragcache started. When Nunjucks reports the render finished while a
+ * block is still waiting, the render fails once every such block has settled: each then fails its own
+ * template (so Nunjucks names it), and the first of those errors is the render's.
+ */
+class WatchedRender extends RenderWatch {
+  private finished = false;
+  private lost: unknown;
+  private onSettled: (() => void) | undefined;
+
+  constructor() {
+    super(NUNJUCKS_ADVICE);
+  }
+
+  /** Hands a block's HTML to Nunjucks once it is there; after the render finished, an error instead. */
+  await(html: Promise<string>, line: number, done: Callback): void {
+    this.blockWaiting(line);
+    html.then(
+      (text) => {
+        this.blockSettled();
+        if (!this.finished) return done(null, text);
+        const error = withNunjucksProtocol(this.unfinished(line));
+        done(error);
+        this.lost ??= error;
+        if (!this.unsettled) this.onSettled?.();
+      },
+      (error: unknown) => {
+        this.blockSettled();
+        done(withNunjucksProtocol(error));
+        if (this.finished && !this.unsettled) this.onSettled?.();
+      },
+    );
+  }
+
+  /** The callback for Nunjucks's render: settles `resolve`/`reject` once, as the blocks allow. */
+  callback(resolve: (html: string) => void, reject: (error: unknown) => void): Callback {
+    return (error, html) => {
+      // Nunjucks calls back again when a block that it did not wait for fails.
+      if (this.finished) return;
+      this.finished = true;
+      if (error) return reject(error);
+      if (!this.unsettled) return resolve(html ?? '');
+      this.onSettled = () => reject(this.lost ?? this.unfinished());
+    };
   }
 }
 
 /**
  * Adapts a compiled asynchronous body to the runtime: its HTML directly when it finished at once (so a
- * miss on a synchronous cache stays synchronous, even inside a macro), else a Promise.
+ * miss on a synchronous cache stays synchronous), else a Promise.
  */
 function awaitableBody(body: AsyncBody): RenderBody {
   return () => {
@@ -291,13 +378,52 @@ function awaitableBody(body: AsyncBody): RenderBody {
   };
 }
 
-/** Renders a template with a callback and resolves to its HTML: works with every cache. */
-export function renderAsync(env: nunjucks.Environment, name: string, context: object = {}): Promise<string> {
+/** Runs `start` with a copy of `context` that carries a new watch, and resolves to the HTML it renders. */
+function watched(context: object, start: (context: object, callback: Callback) => unknown): Promise<string> {
+  const watch = new WatchedRender();
   return new Promise((resolve, reject) => {
-    env.render(name, context, (error, html) => {
-      if (error) reject(error);
-      else if (typeof html !== 'string') reject(new Error(`Nunjucks rendered no output for '${name}'`));
-      else resolve(html);
-    });
+    start({ ...context, [WATCH_VARIABLE]: watch }, watch.callback(resolve, reject));
   });
+}
+
+/**
+ * Renders a template and resolves to its HTML: works with every cache, and fails rather than resolve
+ * to a page Nunjucks did not finish.
+ */
+export function renderAsync(env: NunjucksEnvironment, name: string, context: object = {}): Promise<string> {
+  return watched(context, (watchedContext, callback) => env.render(name, watchedContext, callback));
+}
+
+/** `renderAsync` for a template given as its source; `options.path` names it in errors. */
+export function renderStringAsync(env: NunjucksEnvironment, source: string, context: object = {}, options: { path?: string } = {}): Promise<string> {
+  return watched(context, (watchedContext, callback) => env.renderString(source, watchedContext, options, callback));
+}
+
+/** The part of an Express application `expressViews` uses. */
+export interface ExpressApplication {
+  set(setting: string, value: unknown): unknown;
+}
+
+/**
+ * Makes Express's `res.render(name, locals)` render `name` with `renderAsync`, as `env.express(app)`
+ * does with `env.render`; without an extension in the name, Express's `view engine` setting is added.
+ */
+export function expressViews(env: NunjucksEnvironment, app: ExpressApplication): void {
+  class FragcacheView {
+    readonly name: string;
+    readonly path: string;
+
+    constructor(name: string, options: { defaultEngine?: string }) {
+      const engine = options.defaultEngine;
+      if (/\.[^./\\]+$/.test(name)) this.name = name;
+      else if (engine) this.name = `${name}${engine.startsWith('.') ? '' : '.'}${engine}`;
+      else throw new Error('No default engine was specified and no extension was provided.');
+      this.path = this.name;
+    }
+
+    render(locals: object, callback: Callback): void {
+      renderAsync(env, this.name, locals).then((html) => callback(null, html), callback);
+    }
+  }
+  app.set('view', FragcacheView);
 }

@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { CacheRegistry, TemplateSyntaxError, invalidateFragment, makeTemplateFragmentKey, type CacheConfig } from 'fragcache';
 import { cachePlugin } from 'fragcache/eta';
 import { AsyncMemoryCache } from './fixtures/async-memory-cache.js';
-import { rejectionOf, thrownBy, unique } from './helpers.js';
+import { rejectionOf, separateCopyOf, thrownBy, unique } from './helpers.js';
 
 type Templates = Record<string, string>;
 
@@ -198,5 +198,85 @@ describe('Eta cache tag', function () {
     expect(error.message).to.include('eta.renderAsync()');
     const included = await rejectionOf(s.eta.renderAsync('outer', s.data()));
     expect(included.message).to.include(`${join(s.views, 'page.eta')}:1:`);
+    expect(included.message).to.include('await includeAsync()');
+  });
+
+  describe('asynchronous renders on a miss, with caches that answer at once', function () {
+    for (const backend of ['locmem', 'dummy'] as const) {
+      it(`keeps the text around a block and renders its body once (${backend})`, async function () {
+        const s = site({}, { config: { default: { backend, location: unique('eta-miss') } } });
+        for (let render = 0; render < 2; render++) {
+          expect(await s.eta.renderStringAsync('A<% cache 60 x %>X<% endcache %>B', s.data())).to.equal('AXB');
+          expect(await s.eta.renderStringAsync('A<% cache 60 y %>[<%= await Promise.resolve("Y") %>]<% endcache %>B', s.data())).to.equal('A[Y]B');
+        }
+      });
+    }
+
+    it('stores and serves the right HTML when an outer block on an asynchronous cache holds one on a synchronous cache', async function () {
+      const config: CacheConfig = { default: { backend: 'locmem', location: unique('eta-inner') }, remote: { backend: AsyncMemoryCache, location: unique('eta-outer') } };
+      const s = site({}, { config });
+      const source = 'A<% cache 60 o using="remote" %>O[<% cache 60 i %>I<% endcache %>]<% endcache %>B';
+      for (let render = 0; render < 3; render++) expect(await s.eta.renderStringAsync(source, s.data())).to.equal('AO[I]B');
+      expect(await s.caches.get('remote').get(makeTemplateFragmentKey('o'))).to.equal('O[I]');
+    });
+  });
+
+  describe('blocks in callbacks', function () {
+    const items = [1, 2, 3];
+    const forEachPage = 'x\n<% it.items.forEach((i) => { %><% cache 60 row i %>(<%= i %>)<% endcache %><% }) %>.';
+
+    it('work in an asynchronous render when the cache answers at once', async function () {
+      const s = site({ 'page.eta': forEachPage });
+      expect(await s.eta.renderAsync('page', s.data({ items }))).to.equal('x\n(1)(2)(3).');
+      expect(await s.eta.renderAsync('page', s.data({ items }))).to.equal('x\n(1)(2)(3).');
+      expect(s.eta.render('page', s.data({ items }))).to.equal('x\n(1)(2)(3).');
+    });
+
+    it('fail with the template, the line and for…of when the cache answers asynchronously', async function () {
+      const s = site({ 'page.eta': forEachPage }, { config: asyncConfig() });
+      const error = await rejectionOf(s.eta.renderAsync('page', s.data({ items })));
+      expect(error.message).to.equal(
+        `${join(s.views, 'page.eta')}:2: The cache tag's cache (AsyncMemoryCache) answers asynchronously, and the block is inside a function that is not async ` +
+          '(a callback such as forEach or map, or block()), where an asynchronous render cannot wait: loop with for…of instead of a callback, or use blockAsync(name, async () => …)',
+      );
+    });
+
+    it('fail when an async callback is not waited for and a block waits', async function () {
+      const page = 'x\n<% it.items.forEach(async (i) => { %><% cache 60 row i %>(<%= i %>)<% endcache %><% }) %>.';
+      const works = site({ 'page.eta': page });
+      expect(await works.eta.renderAsync('page', works.data({ items }))).to.equal('x\n(1)(2)(3).');
+      const s = site({ 'page.eta': page }, { config: asyncConfig() });
+      const error = await rejectionOf(s.eta.renderAsync('page', s.data({ items })));
+      expect(error.message).to.equal(
+        `${join(s.views, 'page.eta')}:2: The render finished while this cache block was still waiting, so its output would be lost: ` +
+          'it is inside a callback the template does not wait for (an async function given to forEach): loop with for…of instead',
+      );
+    });
+
+    it('fail when blocks in callbacks run at once (Promise.all) and wait, rather than print out of order', async function () {
+      const page = '<% await Promise.all(it.items.map(async (i) => { %><% cache 60 row i %>(<%= i %>)<% endcache %><% })) %>.';
+      const s = site({ 'page.eta': page }, { config: asyncConfig() });
+      const error = await rejectionOf(s.eta.renderAsync('page', s.data({ items })));
+      expect(error.message).to.include(`${join(s.views, 'page.eta')}:1: Another cache block of this render is waiting for its cache at the same time`);
+      expect(error.message).to.include('loop with for…of instead');
+    });
+
+    it('work in a for…of loop and in blockAsync with an asynchronous cache', async function () {
+      const page = '<% for (const i of it.items) { %><% cache 60 row i %>(<%= i %>)<% endcache %><% } %>' + '<% layout("./frame") %><% await blockAsync("side", async () => { %><% cache 60 side %>S<% endcache %><% }) %>';
+      const s = site({ 'page.eta': page, 'frame.eta': '[<%~ it.body %>|<%~ await blockAsync("side") %>]' }, { config: asyncConfig() });
+      expect(await s.eta.renderAsync('page', s.data({ items }))).to.equal('[(1)(2)(3)|S]');
+      expect(await s.eta.renderAsync('page', s.data({ items }))).to.equal('[(1)(2)(3)|S]');
+    });
+  });
+
+  it("works with the application's own copy of eta", async function () {
+    const own = separateCopyOf<{ Eta: typeof Eta }>('eta');
+    expect(own.Eta).not.to.equal(Eta);
+    const caches = new CacheRegistry({ default: { backend: 'locmem', location: unique('own-eta') } });
+    const eta = new own.Eta({ plugins: [cachePlugin({ caches })] });
+    for (let render = 0; render < 2; render++) {
+      expect(eta.renderString('<% cache 60 h %><h1><%= it.t %></h1><% endcache %>', { t: '<b>' })).to.equal('<h1>&lt;b&gt;</h1>');
+      expect(await eta.renderStringAsync('<% cache 60 h %><h1><%= it.t %></h1><% endcache %>', { t: '<b>' })).to.equal('<h1>&lt;b&gt;</h1>');
+    }
   });
 });

@@ -1,3 +1,7 @@
+import { cpSync, mkdtempSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CacheKeyWarning } from 'fragcache';
 
 export function sleep(ms: number): Promise<void> {
@@ -46,4 +50,21 @@ export function thrownBy(action: () => unknown): Error {
     return error as Error;
   }
   throw new Error('expected it to throw, but it returned');
+}
+
+/**
+ * A second, separate copy of an installed package, as an application has when its own copy sits beside
+ * fragcache's (npm link, a path or workspace install, another version): the package and its
+ * dependencies are copied into a new node_modules and loaded from there.
+ */
+export function separateCopyOf<T>(packageName: string): T {
+  const app = mkdtempSync(join(tmpdir(), 'fragcache-app-'));
+  const copy = (name: string) => {
+    const target = join(app, 'node_modules', name);
+    cpSync(join('node_modules', name), target, { recursive: true });
+    const manifest = JSON.parse(readFileSync(join(target, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+    for (const dependency of Object.keys(manifest.dependencies ?? {})) copy(dependency);
+  };
+  copy(packageName);
+  return createRequire(join(app, 'app.cjs'))(packageName) as T;
 }

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { Eta } from 'eta';
-import { CacheRegistry, InvalidCacheKeyError, MemcachedCache, type BackendConfig } from 'fragcache';
+import { CacheRegistry, CacheTagError, InvalidCacheKeyError, MemcachedCache, type BackendConfig } from 'fragcache';
 import { cachePlugin } from 'fragcache/eta';
 import { describeConformance } from './conformance.js';
 import { rejectionOf } from './helpers.js';
@@ -91,15 +91,16 @@ describe('memcached', function () {
       expect(await c.decr('counter', 500)).to.equal(0);
     });
 
-    it('fails every render of a cache block whose key memcached refuses, never rendering it uncached', async function () {
+    it('fails every render of a cache block whose key memcached refuses, naming the template and line, never rendering it uncached', async function () {
       const caches = new CacheRegistry({ default: { backend: 'memcached', location: servers } });
       const eta = new Eta({ plugins: [cachePlugin({ caches })] });
       const source = '<% cache 60 "two words" %>body<% endcache %>';
       try {
         for (let render = 0; render < 2; render++) {
           const error = await rejectionOf(eta.renderStringAsync(source, {}));
-          expect(error).to.be.instanceOf(InvalidCacheKeyError);
-          expect(error.message).to.match(/^Cache key contains characters that will cause errors if used with memcached: ':1:template\.cache\.two words\./);
+          expect(error).to.be.instanceOf(CacheTagError);
+          expect(error.cause).to.be.instanceOf(InvalidCacheKeyError);
+          expect(error.message).to.match(/^<string>:1: Cache key contains characters that will cause errors if used with memcached: ':1:template\.cache\.two words\./);
         }
       } finally {
         await caches.close();

@@ -1,9 +1,9 @@
 import { expect } from 'chai';
 import nunjucks from 'nunjucks';
 import { CacheRegistry, TemplateSyntaxError, invalidateFragment, makeTemplateFragmentKey, type CacheConfig } from 'fragcache';
-import { CacheExtension, renderAsync } from 'fragcache/nunjucks';
+import { CacheExtension, renderAsync, renderStringAsync } from 'fragcache/nunjucks';
 import { AsyncMemoryCache } from './fixtures/async-memory-cache.js';
-import { rejectionOf, sleep, thrownBy, unique } from './helpers.js';
+import { rejectionOf, separateCopyOf, sleep, thrownBy, unique } from './helpers.js';
 
 type Templates = Record<string, string>;
 
@@ -279,22 +279,39 @@ describe('Nunjucks cache tag', function () {
 
     it('fails with advice, never an empty page, when the cache answers asynchronously', async function () {
       const s = site({ 'page.njk': 'before {% cache 60 a %}x{% endcache %}' }, { config: asyncConfig() });
-      for (const render of [() => s.render('page.njk'), () => s.renderCallback('page.njk')]) {
+      for (const render of [() => s.render('page.njk'), () => s.renderCallback('page.njk'), () => s.renderAsync('page.njk')]) {
         const error = await rejectionOf((async () => render())());
-        expect(error.message).to.include('page.njk:1');
-        expect(error.message).to.include('cannot be used in a synchronous render');
+        expect(error.message).to.include("page.njk:1: The cache tag's cache (AsyncMemoryCache) answers asynchronously, and this template is compiled for synchronous rendering");
         expect(error.message).to.include('new CacheExtension({ async: true })');
       }
     });
   });
 
   describe('asynchronous rendering ({ async: true })', function () {
-    it('caches with an asynchronous cache through renderAsync and callbacks', async function () {
+    it('caches with an asynchronous cache in renders fragcache starts: renderAsync and renderStringAsync', async function () {
       const s = site({ 'page.njk': 'a{% cache 60 sidebar user %}[{{ count() }}]{% endcache %}b' }, { async: true, config: asyncConfig() });
       expect(await s.renderAsync('page.njk', { user: 1 })).to.equal('a[1]b');
       expect(await s.renderAsync('page.njk', { user: 1 })).to.equal('a[1]b');
-      expect(await s.renderCallback('page.njk', { user: 1 })).to.equal('a[1]b');
       expect(await s.renderAsync('page.njk', { user: 2 })).to.equal('a[2]b');
+      const source = 'a{% cache 60 sidebar user %}[{{ count() }}]{% endcache %}b';
+      expect(await renderStringAsync(s.env, source, { user: 2 })).to.equal('a[2]b');
+      expect(await renderStringAsync(s.env, source, { user: 3 })).to.equal('a[3]b');
+    });
+
+    it('refuses to wait in a render it does not watch (env.render, with or without a callback), never returning null', async function () {
+      const s = site({ 'page.njk': '\na{% cache 60 sidebar %}[{{ count() }}]{% endcache %}b' }, { async: true, config: asyncConfig() });
+      for (const render of [() => s.render('page.njk'), () => s.renderCallback('page.njk')]) {
+        const error = await rejectionOf((async () => render())());
+        expect(error.message).to.include("page.njk:2: The cache tag's cache (AsyncMemoryCache) answers asynchronously, and this render was not started by fragcache");
+        expect(error.message).to.include('render with renderAsync() or renderStringAsync() from fragcache/nunjucks');
+      }
+      expect(s.renders.body ?? 0).to.equal(0);
+    });
+
+    it('works with a synchronous cache in renders it does not watch', async function () {
+      const s = site({ 'page.njk': 'a{% cache 60 sidebar %}[{{ count() }}]{% endcache %}b' }, { async: true });
+      expect(s.render('page.njk')).to.equal('a[1]b');
+      expect(await s.renderCallback('page.njk')).to.equal('a[1]b');
     });
 
     it('works in for, if, include, extends and nested blocks with an asynchronous cache', async function () {
@@ -330,8 +347,7 @@ describe('Nunjucks cache tag', function () {
       it(`fails clearly inside {% ${construct} %} with an asynchronous cache, never dropping output`, async function () {
         const s = site({ 'page.njk': `{% set ok = 1 %}\n${source}` }, { async: true, config: asyncConfig() });
         const error = await rejectionOf(s.renderAsync('page.njk'));
-        expect(error.message).to.include(`it is inside {% ${construct} %}`);
-        expect(error.message).to.include('page.njk:2');
+        expect(error.message).to.include(`page.njk:2: The cache tag's cache (AsyncMemoryCache) answers asynchronously, and the block is inside {% ${construct} %}`);
       });
     }
 
@@ -341,6 +357,57 @@ describe('Nunjucks cache tag', function () {
         { async: true, config: asyncConfig() },
       );
       expect(await s.renderAsync('page.njk')).to.equal('{% macro %}ok');
+    });
+
+    describe('a block Nunjucks does not wait for fails the render, naming its template, never losing or misplacing output', function () {
+      const partial = 'first line\n{% cache 60 li i %}<li>{{ i }}</li>{% endcache %}';
+      // The error is raised at the block that finds the problem: the one still waiting, or the next to start.
+      const cases: Array<[string, string, string, string?]> = [
+        ['an include in {% for %}', '{% for i in [1, 2] %}[{% include "li.njk" %}]{% endfor %}', 'Another cache block of this render is waiting for its cache at the same time'],
+        ['an include in a one-item {% for %}', '{% for i in [1] %}[{% include "li.njk" %}]{% endfor %}', 'The render finished while this cache block was still waiting'],
+        ['an include in {% if %}', '{% set i = 1 %}A{% if true %}{% include "li.njk" %}{% endif %}B', 'The render finished while this cache block was still waiting'],
+        [
+          'an include in {% if %} with a block after it',
+          '{% set i = 1 %}A{% if true %}{% include "li.njk" %}{% endif %}\n{% cache 60 after %}B{% endcache %}',
+          'Another cache block of this render is waiting for its cache at the same time',
+          'page.njk:2',
+        ],
+        ['an include in a macro', '{% macro m(i) %}{% include "li.njk" %}{% endmacro %}A{{ m(1) }}B', 'The render finished while this cache block was still waiting'],
+        ['a block in {% asyncAll %}', '{% asyncAll i in [1, 2] %}{% include "li.njk" %}{% endall %}', 'Another cache block of this render is waiting for its cache at the same time'],
+      ];
+      for (const [construct, page, reason, place = 'li.njk:2'] of cases) {
+        it(construct, async function () {
+          const s = site({ 'page.njk': page, 'li.njk': partial }, { async: true, config: asyncConfig() });
+          for (let render = 0; render < 2; render++) {
+            const error = await rejectionOf(s.renderAsync('page.njk'));
+            expect(error.message).to.include(`${place}: ${reason}`);
+            expect(error.message).to.include('loop with {% asyncEach %} … {% endeach %} and test with {% ifAsync %}');
+          }
+        });
+      }
+
+      it('works with {% asyncEach %} and {% ifAsync %} around the includes', async function () {
+        const page = '{% asyncEach i in [1, 2] %}[{% include "li.njk" %}]{% endeach %}{% set i = 3 %}{% ifAsync true %}{% include "li.njk" %}{% endif %}!';
+        const s = site({ 'page.njk': page, 'li.njk': partial }, { async: true, config: asyncConfig() });
+        const expected = '[first line\n<li>1</li>][first line\n<li>2</li>]first line\n<li>3</li>!';
+        expect(await s.renderAsync('page.njk')).to.equal(expected);
+        expect(await s.renderAsync('page.njk')).to.equal(expected);
+      });
+    });
+  });
+
+  describe("with the application's own copy of nunjucks", function () {
+    it('outputs what that copy treats as safe: never escaped twice, on a miss or a hit, in either mode', async function () {
+      const own = separateCopyOf<typeof nunjucks>('nunjucks');
+      expect(own.runtime.SafeString).not.to.equal(nunjucks.runtime.SafeString);
+      for (const async of [false, true]) {
+        const env = new own.Environment(memoryLoader({ 'page.njk': '{% cache 60 head %}<header>{{ text }}</header>{% endcache %}' }), { autoescape: true });
+        env.addExtension('CacheExtension', new CacheExtension({ caches: new CacheRegistry({ default: { backend: 'locmem', location: unique('own') } }), async }));
+        for (let render = 0; render < 2; render++) {
+          expect(await renderAsync(env, 'page.njk', { text: '<b>' })).to.equal('<header>&lt;b&gt;</header>');
+          expect(env.render('page.njk', { text: '<b>' })).to.equal('<header>&lt;b&gt;</header>');
+        }
+      }
     });
   });
 });
