@@ -10,7 +10,7 @@
  * waiting for an asynchronous tag in some constructs, and only a render that fragcache watches can notice.
  *
  * Nothing here uses the nunjucks package itself: the tag works with whatever copy of Nunjucks the
- * application renders with, and marks its output safe through the node it compiles to.
+ * application renders with, and marks its output safe with that environment's own `safe` filter.
  */
 import { CacheTagError, TemplateSyntaxError, type Awaitable, type CacheRegistry } from '../src/index.js';
 import { isPromiseLike } from '../src/base.js';
@@ -59,10 +59,10 @@ interface Lexer {
   lex(str: string, opts: { trimBlocks: boolean; lstripBlocks: boolean }): Tokenizer;
 }
 type Callback = (error: unknown, html?: string) => void;
+/** What an asynchronous call hands back to Nunjucks: an error, or the block's output. */
+type CallDone = (error: unknown, output?: unknown) => void;
 type SyncBody = () => string;
 type AsyncBody = (done: (error: unknown, html: string) => void) => void;
-/** A compiled call's node: `autoescape: false` tells Nunjucks the tag's output is already HTML. */
-type CallNode = ParserNode & { autoescape?: boolean };
 
 /** The part of a Nunjucks Environment fragcache renders with; any copy or version of Nunjucks 3 has it. */
 export interface NunjucksEnvironment {
@@ -72,7 +72,17 @@ export interface NunjucksEnvironment {
 
 /** The part of Nunjucks's render context a tag receives. */
 interface TemplateContext {
+  env: { getFilter(name: 'safe'): (html: string) => unknown };
   lookup(name: string): unknown;
+}
+
+/**
+ * `html` as HTML Nunjucks will not escape again: a SafeString of the environment's own copy of Nunjucks,
+ * made by its `safe` filter. (A flag on the compiled call would be lost: Nunjucks rebuilds the call's
+ * node, without the flag, when it transforms an asynchronous filter or loop inside the body.)
+ */
+function markSafe(context: TemplateContext, html: string): unknown {
+  return context.env.getFilter('safe')(html);
 }
 
 /** What Nunjucks reports on an error it did not make itself: it reads `lineno` and calls `Update(path)`. */
@@ -237,9 +247,7 @@ export class CacheExtension {
     const literal = (value: unknown) => new nodes.Literal(tag.lineno, tag.colno, value);
     const args = new nodes.NodeList(tag.lineno, tag.colno, [literal(name), literal(line), literal(mode), timeout, alias ?? literal(null), literal(alias !== undefined), ...vary]);
     const Call = mode === 'async' ? nodes.CallExtensionAsync : nodes.CallExtension;
-    const call: CallNode = new Call(this, mode === 'async' ? 'runAsync' : 'run', args, [body]);
-    call.autoescape = false;
-    return call;
+    return new Call(this, mode === 'async' ? 'runAsync' : 'run', args, [body]);
   }
 
   /**
@@ -260,13 +268,16 @@ export class CacheExtension {
   }
 
   /** The synchronous call: `run(context, name, line, mode, timeout, alias, hasAlias, ...vary, body)`. */
-  run(_context: TemplateContext, name: string, line: number, mode: string, timeout: unknown, alias: unknown, hasAlias: boolean, ...rest: unknown[]): string {
-    const body = rest.pop() as SyncBody;
+  run(context: TemplateContext, name: string, line: number, mode: string, timeout: unknown, alias: unknown, hasAlias: boolean, ...rest: unknown[]): unknown {
+    const body = rest.pop() as AsyncBody;
+    const waiting = CANNOT_WAIT[mode]!;
+    let html: string;
     try {
-      return this.runtime.render(name, timeout, hasAlias ? alias : NO_ALIAS, rest, body, undefined, line, CANNOT_WAIT[mode]!) as string;
+      html = this.runtime.render(name, timeout, hasAlias ? alias : NO_ALIAS, rest, synchronousBody(body, waiting, line), undefined, line, waiting) as string;
     } catch (error) {
       throw withNunjucksProtocol(error);
     }
+    return markSafe(context, html);
   }
 
   /**
@@ -274,7 +285,7 @@ export class CacheExtension {
    * It may wait only in a render fragcache watches, and tells the watch while it does.
    */
   runAsync(context: TemplateContext, name: string, line: number, _mode: string, timeout: unknown, alias: unknown, hasAlias: boolean, ...rest: unknown[]): void {
-    const done = rest.pop() as Callback;
+    const done = rest.pop() as CallDone;
     const body = rest.pop() as AsyncBody;
     const watch = context.lookup(WATCH_VARIABLE);
     const waiting: Waiting = watch instanceof WatchedRender ? watch : CANNOT_WAIT.async!;
@@ -286,13 +297,13 @@ export class CacheExtension {
       return;
     }
     if (!isPromiseLike(html)) {
-      done(null, html);
+      done(null, markSafe(context, html));
     } else if (watch instanceof WatchedRender) {
-      watch.await(html, line, done);
+      watch.await(html, line, (error, text) => (error ? done(error) : done(null, markSafe(context, text!))));
     } else {
       // Only the body waits here (the cache answered synchronously): Nunjucks's own asynchronous work.
       html.then(
-        (text) => done(null, text),
+        (text) => done(null, markSafe(context, text)),
         (error: unknown) => done(withNunjucksProtocol(error)),
       );
     }
@@ -375,6 +386,20 @@ function awaitableBody(body: AsyncBody): RenderBody {
       resolve = res;
       reject = rej;
     });
+  };
+}
+
+/**
+ * A compiled body for the synchronous call. Nunjucks's compiled body returns whatever it has printed when
+ * it returns, so a body that waits (an asynchronous filter or tag inside it) would be cut short, and
+ * the cut stored; it fails instead.
+ */
+function synchronousBody(body: AsyncBody, waiting: NoWaiting, line: number): SyncBody {
+  return () => {
+    const html = awaitableBody(body)();
+    if (typeof html === 'string') return html;
+    html.catch(() => undefined);
+    throw new CacheTagError(`The cache block's body waits for something asynchronous (a filter or tag inside it), and ${waiting.reason}`, { line });
   };
 }
 

@@ -115,11 +115,19 @@ describe('Eta cache tag', function () {
     it('rejects a non-integer timeout with the template and line, even on a hit', function () {
       const s = site({ 'page.eta': 'x\n<% cache it.t frag %>body<% endcache %>' });
       s.eta.render('page', s.data({ t: 60 }));
-      for (const [t, shown] of [[undefined, 'undefined'], ['fail', "'fail'"], ['1.5', "'1.5'"], [[], '[]'], ['None', "'None'"]] as const) {
+      for (const [t, shown] of [[undefined, 'undefined'], ['fail', "'fail'"], ['1.5', "'1.5'"], [[], '[]'], ['None', "'None'"], [Number.NaN, 'NaN'], [-Infinity, '-Infinity']] as const) {
         const error = thrownBy(() => s.eta.render('page', s.data({ t })));
         expect(error).to.be.instanceOf(TemplateSyntaxError);
         expect(error.message).to.equal(`${join(s.views, 'page.eta')}:2: "cache" tag got a non-integer timeout value: ${shown}`);
       }
+    });
+
+    it('refuses a vary value without a text of its own, naming the template, line and argument', function () {
+      const s = site({ 'page.eta': 'x\n<% cache 60 sidebar it.user %>body<% endcache %>' });
+      const error = thrownBy(() => s.eta.render('page', s.data({ user: { id: 1 } })));
+      expect(error.message).to.equal(
+        `${join(s.views, 'page.eta')}:2: vary value 1 is a plain object, which has no text of its own to tell one value from another: vary on a string or number that identifies it, such as user.id`,
+      );
     });
 
     it('uses using= (literal or expression), else template_fragments, else default; rejects unknown aliases', async function () {

@@ -178,6 +178,8 @@ describe('Nunjucks cache tag', function () {
         ['', "''"],
         [[], '[]'],
         ['None', "'None'"],
+        [Number.NaN, 'NaN'],
+        [Number.POSITIVE_INFINITY, 'Infinity'],
       ];
       for (const [t, shown] of cases) {
         const error = thrownBy(() => s.render('page.njk', { t, n: 1 }));
@@ -185,6 +187,34 @@ describe('Nunjucks cache tag', function () {
         expect(error.message).to.include('page.njk:2');
         expect(error.name).to.equal('TemplateSyntaxError');
       }
+    });
+
+    it('stores a timeout longer than MAX_TIMEOUT as never expiring', async function () {
+      const s = site({ 'page.njk': '{% cache 100000000000000000000 far %}{{ count() }}{% endcache %}' });
+      expect(s.render('page.njk')).to.equal('1');
+      expect(s.render('page.njk')).to.equal('1');
+      expect(await s.caches.default.get(makeTemplateFragmentKey('far'))).to.equal('1');
+    });
+  });
+
+  describe('vary values', function () {
+    it('refuses an object without a text of its own, on a miss and on a hit, naming the template, line and argument', function () {
+      const s = site({ 'page.njk': 'x\n{% cache 60 sidebar name user %}{{ count() }}{% endcache %}' });
+      s.render('page.njk', { name: 'ann', user: 'ann' });
+      for (const user of [{ id: 1 }, { id: 2 }, Object.create(null), [{ id: 1 }]]) {
+        const error = thrownBy(() => s.render('page.njk', { name: 'ann', user }));
+        expect(error.name).to.equal('CacheTagError');
+        expect(error.message).to.match(/page\.njk:2: vary value 2(\[0\])? is (a plain object|an object without a prototype), which has no text of its own/);
+        expect(error.message).to.include('such as user.id');
+      }
+      expect(s.renders.body).to.equal(1);
+    });
+
+    it('keeps lists apart from the strings they print as', function () {
+      const s = site({ 'page.njk': '{% cache 60 list v %}{{ count() }}{% endcache %}' });
+      expect(s.render('page.njk', { v: [1, 2] })).to.equal('1');
+      expect(s.render('page.njk', { v: '1,2' })).to.equal('2');
+      expect(s.render('page.njk', { v: [1, 2] })).to.equal('1');
     });
   });
 
@@ -306,6 +336,24 @@ describe('Nunjucks cache tag', function () {
         expect(error.message).to.include('render with renderAsync() or renderStringAsync() from fragcache/nunjucks');
       }
       expect(s.renders.body ?? 0).to.equal(0);
+    });
+
+    it('fails, rather than store a body cut short, when a body waits where the tag is called synchronously', async function () {
+      const later = (value: unknown, done: (error: unknown, result?: unknown) => void) => setImmediate(() => done(null, `<${String(value)}>`));
+      const page = 'A{% cache 60 f %}[{{ v | later }}]{% endcache %}B';
+      for (const [async, source] of [[false, page], [true, `{% macro m() %}${page}{% endmacro %}{{ m() }}`]] as const) {
+        const s = site({ 'page.njk': source }, { async });
+        s.env.addFilter('later', later, true);
+        for (const render of [() => s.renderCallback('page.njk', { v: 'x' }), () => s.renderAsync('page.njk', { v: 'x' })]) {
+          const error = await rejectionOf(render());
+          expect(error.message).to.include("page.njk:1: The cache block's body waits for something asynchronous (a filter or tag inside it), and ");
+        }
+        expect(await s.caches.default.get(makeTemplateFragmentKey('f'))).to.equal(undefined);
+      }
+      const works = site({ 'page.njk': page }, { async: true });
+      works.env.addFilter('later', later, true);
+      expect(await works.renderAsync('page.njk', { v: 'x' })).to.equal('A[&lt;x&gt;]B');
+      expect(await works.renderAsync('page.njk', { v: 'y' })).to.equal('A[&lt;x&gt;]B');
     });
 
     it('works with a synchronous cache in renders it does not watch', async function () {
