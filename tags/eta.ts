@@ -41,7 +41,7 @@ const INSIDE_CALLBACK = new NoWaiting(
     'loop with for…of instead of a callback, or use blockAsync(name, async () => …)',
 );
 const ETA_ADVICE = {
-  overlapping: 'this happens when callbacks render blocks at the same time (async functions given to map for Promise.all): loop with for…of instead',
+  overlapping: 'callbacks rendered blocks at the same time (async functions given to forEach, or to map for Promise.all): loop with for…of instead',
   unfinished: 'it is inside a callback the template does not wait for (an async function given to forEach): loop with for…of instead',
 };
 
@@ -111,11 +111,11 @@ function openingCode(argumentText: string, index: number, line: number | undefin
     alias = `(${rest.pop()!.slice('using='.length)})`;
   }
   const vary = rest.map((expression) => `(${expression})`).join(', ');
-  return `{let ${HTML_VARIABLE}=${PLUGIN_VARIABLE}.render(${JSON.stringify(unquoted(name))}, (${timeout}), ${alias}, [${vary}], () => ${placeholder('body', index)}`;
+  return `{${WATCH_VARIABLE}.blockStarted(${line ?? 'undefined'});let ${HTML_VARIABLE};try {${HTML_VARIABLE}=${PLUGIN_VARIABLE}.render(${JSON.stringify(unquoted(name))}, (${timeout}), ${alias}, [${vary}], () => ${placeholder('body', index)}`;
 }
 
 function closingCode(index: number, line: number | undefined): string {
-  return `}), ${line ?? 'undefined'}, options, ${placeholder('waiting', index)});${placeholder('settle', index)}__eta.res+=${HTML_VARIABLE};}`;
+  return `}), ${line ?? 'undefined'}, options, ${placeholder('waiting', index)});${placeholder('settle', index)}} catch (error) { throw ${WATCH_VARIABLE}.blockFailed(error); }__eta.res+=${HTML_VARIABLE};${WATCH_VARIABLE}.blockFinished();}`;
 }
 
 /** How one block is written once the render mode is known. */
@@ -126,16 +126,11 @@ interface BlockCode {
   settle: string;
 }
 
-/** A block that may wait: it awaits a Promise (only a Promise), telling the render's watch while it does. */
-function waitingBlockCode(line: number | undefined): BlockCode {
-  return {
-    waiting: WATCH_VARIABLE,
-    settle:
-      `if (typeof ${HTML_VARIABLE} !== 'string') { ${WATCH_VARIABLE}.blockWaiting(${line ?? 'undefined'}); ` +
-      `try { ${HTML_VARIABLE} = await ${HTML_VARIABLE}; } finally { ${WATCH_VARIABLE}.blockSettled(); } }`,
-  };
-}
-
+/** A block that may wait: it awaits a Promise, and only a Promise. */
+const WAITING_BLOCK: BlockCode = {
+  waiting: WATCH_VARIABLE,
+  settle: `if (typeof ${HTML_VARIABLE} !== 'string') ${HTML_VARIABLE} = await ${HTML_VARIABLE};`,
+};
 const SYNCHRONOUS_BLOCK: BlockCode = { waiting: `${PLUGIN_VARIABLE}.synchronousRender`, settle: '' };
 const CALLBACK_BLOCK: BlockCode = { waiting: `${PLUGIN_VARIABLE}.insideCallback`, settle: '' };
 
@@ -244,19 +239,16 @@ export class EtaCachePlugin {
     if (!code.includes(PLUGIN_VARIABLE)) return code;
     const index = config?.plugins.indexOf(this) ?? -1;
     if (config === undefined || index === -1) throw new Error('fragcache: the Eta cache plugin must be listed in the Eta config it compiles with');
-    const header = `const ${PLUGIN_VARIABLE} = this.config.plugins[${index}];\n`;
-    if (!code.includes('await includeAsync (__eta.layout')) {
-      return header + writeBlocks(code, this.closingOrder, () => SYNCHRONOUS_BLOCK);
-    }
-    const watched = `${header}const ${WATCH_VARIABLE} = ${PLUGIN_VARIABLE}.watch(options);\n${this.finishing(code)}`;
+    const watched = `const ${PLUGIN_VARIABLE} = this.config.plugins[${index}];\nconst ${WATCH_VARIABLE} = ${PLUGIN_VARIABLE}.watch(options);\n${this.finishing(code)}`;
+    if (!code.includes('await includeAsync (__eta.layout')) return writeBlocks(watched, this.closingOrder, () => SYNCHRONOUS_BLOCK);
     const canWait = this.blocksThatCanWait(watched, config);
-    return writeBlocks(watched, this.closingOrder, (block) => (canWait[block] ? waitingBlockCode(this.blockLines[block]) : CALLBACK_BLOCK));
+    return writeBlocks(watched, this.closingOrder, (block) => (canWait[block] ? WAITING_BLOCK : CALLBACK_BLOCK));
   }
 
-  /** `code` with the render's final return checking that no block is still waiting. */
+  /** `code` with the render's final return checking that every block it started has finished. */
   private finishing(code: string): string {
     const end = code.lastIndexOf('return __eta.res;');
-    return `${code.slice(0, end)}if (${WATCH_VARIABLE}.unsettled) throw ${WATCH_VARIABLE}.unfinished();\n${code.slice(end)}`;
+    return `${code.slice(0, end)}if (${WATCH_VARIABLE}.open) throw ${WATCH_VARIABLE}.unfinished();\n${code.slice(end)}`;
   }
 
   /**
@@ -266,13 +258,13 @@ export class EtaCachePlugin {
    */
   private blocksThatCanWait(code: string, config: EtaConfig): boolean[] {
     const count = this.blockLines.length;
-    const everyBlockAwaits = writeBlocks(code, this.closingOrder, (block) => waitingBlockCode(this.blockLines[block]));
+    const everyBlockAwaits = writeBlocks(code, this.closingOrder, () => WAITING_BLOCK);
     if (compilesAsync(everyBlockAwaits, config)) return new Array<boolean>(count).fill(true);
     const noBlockAwaits = writeBlocks(code, this.closingOrder, () => CALLBACK_BLOCK);
     // The template's own code does not compile: keep the blocks as they are and let Eta report it.
     if (!compilesAsync(noBlockAwaits, config)) return new Array<boolean>(count).fill(true);
     return Array.from({ length: count }, (_, block) =>
-      compilesAsync(writeBlocks(code, this.closingOrder, (other) => (other === block ? waitingBlockCode(this.blockLines[other]) : CALLBACK_BLOCK)), config),
+      compilesAsync(writeBlocks(code, this.closingOrder, (other) => (other === block ? WAITING_BLOCK : CALLBACK_BLOCK)), config),
     );
   }
 
@@ -281,7 +273,7 @@ export class EtaCachePlugin {
     return this.runtime.render(name, timeout, alias, vary, body, options.filepath, line, waiting);
   }
 
-  /** Called by asynchronous compiled templates once per render. */
+  /** Called by compiled templates once per render. */
   watch(options: RenderOptions): RenderWatch {
     return new RenderWatch(ETA_ADVICE, options.filepath);
   }

@@ -72,17 +72,19 @@ export interface WaitAdvice {
 }
 
 /**
- * The blocks of one asynchronous render that are waiting. A render that waits for each block before it
- * goes on never has two blocks waiting for their caches at once, and never finishes with one still
- * waiting; when either happens, the engine did not wait for a block (Nunjucks in a `{% for %}` around an
- * `{% include %}`, Eta in a callback), and the render fails instead of printing a page with missing or
- * misplaced parts. The runtime reports cache waits; the engine reports the blocks it awaits.
+ * The blocks of one render, for the checks no single block can make. A render that waits for each block
+ * before it goes on never has two blocks waiting for their caches at once, and never finishes while a
+ * block it started is unfinished. When either happens, the engine did not wait for a block (Nunjucks in
+ * a `{% for %}` around an `{% include %}`, Eta in a callback) or a callback swallowed a block's error, and
+ * the render fails instead of printing a page with missing or misplaced parts. The runtime reports cache
+ * waits; the engine reports the blocks it starts and finishes, and checks `open` when the render ends.
  */
 export class RenderWatch {
   private cacheWaits = 0;
-  private waitingBlocks = 0;
-  /** The line of the block that started waiting last, for the error of an unfinished render. */
-  private lastWaitingLine: number | undefined;
+  private started = 0;
+  private finished = 0;
+  private lastStartedLine: number | undefined;
+  private firstFailure: unknown;
 
   /** `template` is the template the render's errors name, when the engine knows it. */
   constructor(
@@ -102,26 +104,36 @@ export class RenderWatch {
     this.cacheWaits--;
   }
 
-  /** Called by the engine when it starts awaiting a block's Promise. */
-  blockWaiting(line: number | undefined): void {
-    this.waitingBlocks++;
-    this.lastWaitingLine = line;
+  /** Called by the engine when a block starts. */
+  blockStarted(line: number | undefined): void {
+    this.started++;
+    this.lastStartedLine = line;
   }
 
-  blockSettled(): void {
-    this.waitingBlocks--;
+  /** Called by the engine once a block's output is in the page. */
+  blockFinished(): void {
+    this.finished++;
   }
 
-  /** Whether a block the engine started awaiting has not settled yet. */
-  get unsettled(): boolean {
-    return this.waitingBlocks > 0;
+  /** Called by the engine with a block's error, before it throws it; returns it. */
+  blockFailed(error: unknown): unknown {
+    if (this.firstFailure === undefined) this.firstFailure = error;
+    return error;
   }
 
-  /** The error of a render that finished before a block settled: by default the last one that waited. */
-  unfinished(line = this.lastWaitingLine): CacheTagError {
-    return new CacheTagError(
-      `The render finished while this cache block was still waiting, so its output would be lost: ${this.advice.unfinished}`,
-      { template: this.template, line },
+  /** Whether a block started and has not finished: it is still waiting, or its error was swallowed. */
+  get open(): boolean {
+    return this.started !== this.finished;
+  }
+
+  /**
+   * The error of a render that ended while a block was open: the block's own error if a callback
+   * swallowed it, else an error at `line` (by default the last block started).
+   */
+  unfinished(line = this.lastStartedLine): unknown {
+    return (
+      this.firstFailure ??
+      new CacheTagError(`The render finished while this cache block was still waiting, so its output would be lost: ${this.advice.unfinished}`, { template: this.template, line })
     );
   }
 }

@@ -12,9 +12,10 @@
  * Nothing here uses the nunjucks package itself: the tag works with whatever copy of Nunjucks the
  * application renders with, and marks its output safe with that environment's own `safe` filter.
  */
+import { createHash } from 'node:crypto';
 import { CacheTagError, TemplateSyntaxError, type Awaitable, type CacheRegistry } from '../src/index.js';
 import { isPromiseLike } from '../src/base.js';
-import { FragmentRuntime, NO_ALIAS, NoWaiting, RenderWatch, TOO_FEW_ARGUMENTS, USING_NOT_LAST, type RenderBody, type Waiting } from './fragment.js';
+import { FragmentRuntime, NO_ALIAS, NoWaiting, RenderWatch, TOO_FEW_ARGUMENTS, USING_NOT_LAST, type RenderBody } from './fragment.js';
 
 // The parts of Nunjucks's (untyped) parser API this tag uses.
 interface Token {
@@ -55,8 +56,14 @@ interface Nodes {
   CallExtension: CallNodeClass;
   CallExtensionAsync: CallNodeClass;
 }
+/** Lexer options: the environment's options, or those of a tokenizer. */
+interface LexerOptions {
+  trimBlocks?: boolean;
+  lstripBlocks?: boolean;
+  tags?: Record<string, string>;
+}
 interface Lexer {
-  lex(str: string, opts: { trimBlocks: boolean; lstripBlocks: boolean }): Tokenizer;
+  lex(str: string, opts: LexerOptions): Tokenizer;
 }
 type Callback = (error: unknown, html?: string) => void;
 /** What an asynchronous call hands back to Nunjucks: an error, or the block's output. */
@@ -70,9 +77,22 @@ export interface NunjucksEnvironment {
   renderString(source: string, context: object, options: { path?: string }, callback: Callback): unknown;
 }
 
+/** What Nunjucks keeps of a loaded template: its source and where it was found. */
+interface LoadedTemplate {
+  tmplStr?: unknown;
+  path?: unknown;
+}
+
+/** The parts of the rendering environment a tag uses. */
+interface RenderingEnvironment {
+  opts: LexerOptions;
+  getFilter(name: 'safe'): (html: string) => unknown;
+  getTemplate(name: string, eagerCompile: boolean, parentName: string | undefined): LoadedTemplate;
+}
+
 /** The part of Nunjucks's render context a tag receives. */
 interface TemplateContext {
-  env: { getFilter(name: 'safe'): (html: string) => unknown };
+  env: RenderingEnvironment;
   lookup(name: string): unknown;
 }
 
@@ -85,16 +105,72 @@ function markSafe(context: TemplateContext, html: string): unknown {
   return context.env.getFilter('safe')(html);
 }
 
-/** What Nunjucks reports on an error it did not make itself: it reads `lineno` and calls `Update(path)`. */
-function withNunjucksProtocol(error: unknown): unknown {
+/**
+ * What Nunjucks reports on an error it did not make itself: it reads `lineno` and calls `Update(path)`
+ * with the template it was rendering; `holding` turns that into the template the tag stands in.
+ */
+function withNunjucksProtocol(error: unknown, holding: (rendered: string) => string = (rendered) => rendered): unknown {
   if (!(error instanceof CacheTagError) || error.line === undefined) return error;
   return Object.assign(error, {
     lineno: error.line,
     Update(path: string | undefined) {
-      if (path !== undefined) error.locate(path);
+      if (path !== undefined) error.locate(holding(path));
       return error;
     },
   });
+}
+
+/** Identifies a template by its source, which is all a tag's parser knows of it. */
+function sourceIdOf(source: string): string {
+  return createHash('md5').update(source).digest('hex');
+}
+
+/** The most templates `templateHolding` reads before it gives up. */
+const TEMPLATES_SEARCHED = 50;
+
+/** The literal names a template extends or imports from (`{% extends "x" %}`, `{% import "x" as y %}`, `{% from "x" import y %}`). */
+function templatesReferenced(source: string, env: RenderingEnvironment, lexer: Lexer): string[] {
+  const tokenizer = lexer.lex(source, env.opts);
+  const nextSignificant = (): Token | null => {
+    let token = tokenizer.nextToken();
+    while (token && token.type === 'whitespace') token = tokenizer.nextToken();
+    return token;
+  };
+  const names: string[] = [];
+  for (let token = tokenizer.nextToken(); token; token = tokenizer.nextToken()) {
+    if (token.type !== 'block-start') continue;
+    const word = nextSignificant();
+    if (word?.type !== 'symbol' || !['extends', 'import', 'from'].includes(word.value)) continue;
+    const name = nextSignificant();
+    if (name?.type === 'string') names.push(name.value);
+  }
+  return names;
+}
+
+/**
+ * The template whose source has `sourceId`, searched from the template Nunjucks was rendering through
+ * the templates it extends and imports: Nunjucks names the rendered template in errors, also when the
+ * tag stands in a layout it extends or a macro it imports. Only errors pay for the search; a template
+ * not found by literal names (`{% extends layout %}`) leaves the rendered one.
+ */
+function templateHolding(env: RenderingEnvironment, lexer: Lexer, rendered: string, sourceId: string): string {
+  const queue: Array<[name: string, parent: string | undefined]> = [[rendered, undefined]];
+  const seen = new Set<string>();
+  while (queue.length > 0 && seen.size < TEMPLATES_SEARCHED) {
+    const [name, parent] = queue.shift()!;
+    let template: LoadedTemplate;
+    try {
+      template = env.getTemplate(name, false, parent);
+    } catch {
+      continue;
+    }
+    const path = typeof template.path === 'string' ? template.path : name;
+    if (seen.has(path) || typeof template.tmplStr !== 'string') continue;
+    seen.add(path);
+    if (sourceIdOf(template.tmplStr) === sourceId) return path;
+    for (const referenced of templatesReferenced(template.tmplStr, env, lexer)) queue.push([referenced, path]);
+  }
+  return rendered;
 }
 
 /** Constructs Nunjucks renders synchronously even in an asynchronous render, with their end tags. */
@@ -197,6 +273,10 @@ export class CacheExtension {
   readonly tags = ['cache'];
   readonly async: boolean;
   private readonly runtime: FragmentRuntime;
+  /** The environment's lexer, learnt when it first parses a tag; errors use it to find their template. */
+  private lexer: Lexer | undefined;
+  /** The source id of each template being parsed, computed once per template. */
+  private readonly sourceIds = new WeakMap<Tokenizer, string>();
 
   constructor(options: CacheExtensionOptions = {}) {
     this.runtime = new FragmentRuntime(options.caches);
@@ -204,6 +284,7 @@ export class CacheExtension {
   }
 
   parse(parser: Parser, nodes: Nodes, lexer: Lexer): ParserNode {
+    this.lexer = lexer;
     const tag = parser.nextToken()!;
     const line = tag.lineno + 1;
     const fail = (reason: string): never => {
@@ -245,9 +326,33 @@ export class CacheExtension {
       : undefined;
     const mode = construct ?? (this.async ? 'async' : 'sync');
     const literal = (value: unknown) => new nodes.Literal(tag.lineno, tag.colno, value);
-    const args = new nodes.NodeList(tag.lineno, tag.colno, [literal(name), literal(line), literal(mode), timeout, alias ?? literal(null), literal(alias !== undefined), ...vary]);
+    const args = new nodes.NodeList(tag.lineno, tag.colno, [
+      literal(name),
+      literal(line),
+      literal(mode),
+      literal(this.sourceIdOf(parser.tokens)),
+      timeout,
+      alias ?? literal(null),
+      literal(alias !== undefined),
+      ...vary,
+    ]);
     const Call = mode === 'async' ? nodes.CallExtensionAsync : nodes.CallExtension;
     return new Call(this, mode === 'async' ? 'runAsync' : 'run', args, [body]);
+  }
+
+  private sourceIdOf(tokens: Tokenizer): string {
+    let id = this.sourceIds.get(tokens);
+    if (id === undefined) {
+      id = sourceIdOf(tokens.str);
+      this.sourceIds.set(tokens, id);
+    }
+    return id;
+  }
+
+  /** What an error of a block in the template with `sourceId` reports to Nunjucks. */
+  private reported(error: unknown, context: TemplateContext, sourceId: string): unknown {
+    const lexer = this.lexer;
+    return withNunjucksProtocol(error, lexer && ((rendered) => templateHolding(context.env, lexer, rendered, sourceId)));
   }
 
   /**
@@ -267,56 +372,54 @@ export class CacheExtension {
     return parts.map((part) => (part.type === 'string' ? JSON.stringify(part.value) : part.value)).join('');
   }
 
-  /** The synchronous call: `run(context, name, line, mode, timeout, alias, hasAlias, ...vary, body)`. */
-  run(context: TemplateContext, name: string, line: number, mode: string, timeout: unknown, alias: unknown, hasAlias: boolean, ...rest: unknown[]): unknown {
+  /** The synchronous call: `run(context, name, line, mode, sourceId, timeout, alias, hasAlias, ...vary, body)`. */
+  run(context: TemplateContext, name: string, line: number, mode: string, sourceId: string, timeout: unknown, alias: unknown, hasAlias: boolean, ...rest: unknown[]): unknown {
     const body = rest.pop() as AsyncBody;
     const waiting = CANNOT_WAIT[mode]!;
     let html: string;
     try {
       html = this.runtime.render(name, timeout, hasAlias ? alias : NO_ALIAS, rest, synchronousBody(body, waiting, line), undefined, line, waiting) as string;
     } catch (error) {
-      throw withNunjucksProtocol(error);
+      throw this.reported(error, context, sourceId);
     }
     return markSafe(context, html);
   }
 
   /**
-   * The asynchronous call: `runAsync(context, name, line, mode, timeout, alias, hasAlias, ...vary, body, done)`.
+   * The asynchronous call: `runAsync(context, name, line, mode, sourceId, timeout, alias, hasAlias, ...vary, body, done)`.
    * It may wait only in a render fragcache watches, and tells the watch while it does.
    */
-  runAsync(context: TemplateContext, name: string, line: number, _mode: string, timeout: unknown, alias: unknown, hasAlias: boolean, ...rest: unknown[]): void {
+  runAsync(context: TemplateContext, name: string, line: number, _mode: string, sourceId: string, timeout: unknown, alias: unknown, hasAlias: boolean, ...rest: unknown[]): void {
     const done = rest.pop() as CallDone;
     const body = rest.pop() as AsyncBody;
     const watch = context.lookup(WATCH_VARIABLE);
-    const waiting: Waiting = watch instanceof WatchedRender ? watch : CANNOT_WAIT.async!;
+    const finish: BlockDone = (error, html) => (error ? done(this.reported(error, context, sourceId)) : done(null, markSafe(context, html!)));
+    // Without a watch, only the body may wait (the cache must answer at once): Nunjucks's own business.
+    const output = watch instanceof WatchedRender ? watch.block(line, finish) : finish;
     let html: Awaitable<string>;
     try {
-      html = this.runtime.render(name, timeout, hasAlias ? alias : NO_ALIAS, rest, awaitableBody(body), undefined, line, waiting);
+      html = this.runtime.render(name, timeout, hasAlias ? alias : NO_ALIAS, rest, awaitableBody(body), undefined, line, watch instanceof WatchedRender ? watch : CANNOT_WAIT.async!);
     } catch (error) {
-      done(withNunjucksProtocol(error));
-      return;
+      return output(error);
     }
-    if (!isPromiseLike(html)) {
-      done(null, markSafe(context, html));
-    } else if (watch instanceof WatchedRender) {
-      watch.await(html, line, (error, text) => (error ? done(error) : done(null, markSafe(context, text!))));
-    } else {
-      // Only the body waits here (the cache answered synchronously): Nunjucks's own asynchronous work.
-      html.then(
-        (text) => done(null, markSafe(context, text)),
-        (error: unknown) => done(withNunjucksProtocol(error)),
-      );
-    }
+    if (!isPromiseLike(html)) return output(null, html);
+    html.then(
+      (text) => output(null, text),
+      (error: unknown) => output(error),
+    );
   }
 }
 
+/** Hands a block's result to Nunjucks. */
+type BlockDone = (error: unknown, html?: string) => void;
+
 /**
  * The watch of one render that fragcache started. When Nunjucks reports the render finished while a
- * block is still waiting, the render fails once every such block has settled: each then fails its own
+ * block is still open, the render fails once every such block has finished: each then fails its own
  * template (so Nunjucks names it), and the first of those errors is the render's.
  */
 class WatchedRender extends RenderWatch {
-  private finished = false;
+  private ended = false;
   private lost: unknown;
   private onSettled: (() => void) | undefined;
 
@@ -324,34 +427,27 @@ class WatchedRender extends RenderWatch {
     super(NUNJUCKS_ADVICE);
   }
 
-  /** Hands a block's HTML to Nunjucks once it is there; after the render finished, an error instead. */
-  await(html: Promise<string>, line: number, done: Callback): void {
-    this.blockWaiting(line);
-    html.then(
-      (text) => {
-        this.blockSettled();
-        if (!this.finished) return done(null, text);
-        const error = withNunjucksProtocol(this.unfinished(line));
-        done(error);
-        this.lost ??= error;
-        if (!this.unsettled) this.onSettled?.();
-      },
-      (error: unknown) => {
-        this.blockSettled();
-        done(withNunjucksProtocol(error));
-        if (this.finished && !this.unsettled) this.onSettled?.();
-      },
-    );
+  /** Starts a block; what it returns finishes it, handing Nunjucks an error instead once the render has ended. */
+  block(line: number, done: BlockDone): BlockDone {
+    this.blockStarted(line);
+    return (error, html) => {
+      this.blockFinished();
+      if (!this.ended) return done(error, html);
+      const failure = error ?? this.unfinished(line);
+      done(failure);
+      this.lost ??= failure;
+      if (!this.open) this.onSettled?.();
+    };
   }
 
   /** The callback for Nunjucks's render: settles `resolve`/`reject` once, as the blocks allow. */
   callback(resolve: (html: string) => void, reject: (error: unknown) => void): Callback {
     return (error, html) => {
       // Nunjucks calls back again when a block that it did not wait for fails.
-      if (this.finished) return;
-      this.finished = true;
+      if (this.ended) return;
+      this.ended = true;
       if (error) return reject(error);
-      if (!this.unsettled) return resolve(html ?? '');
+      if (!this.open) return resolve(html ?? '');
       this.onSettled = () => reject(this.lost ?? this.unfinished());
     };
   }

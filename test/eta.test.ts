@@ -250,9 +250,9 @@ describe('Eta cache tag', function () {
     });
 
     it('fail when an async callback is not waited for and a block waits', async function () {
-      const page = 'x\n<% it.items.forEach(async (i) => { %><% cache 60 row i %>(<%= i %>)<% endcache %><% }) %>.';
+      const page = 'x\n<% it.items.slice(0, 1).forEach(async (i) => { %><% cache 60 row i %>(<%= i %>)<% endcache %><% }) %>.';
       const works = site({ 'page.eta': page });
-      expect(await works.eta.renderAsync('page', works.data({ items }))).to.equal('x\n(1)(2)(3).');
+      expect(await works.eta.renderAsync('page', works.data({ items }))).to.equal('x\n(1).');
       const s = site({ 'page.eta': page }, { config: asyncConfig() });
       const error = await rejectionOf(s.eta.renderAsync('page', s.data({ items })));
       expect(error.message).to.equal(
@@ -267,6 +267,13 @@ describe('Eta cache tag', function () {
       const error = await rejectionOf(s.eta.renderAsync('page', s.data({ items })));
       expect(error.message).to.include(`${join(s.views, 'page.eta')}:1: Another cache block of this render is waiting for its cache at the same time`);
       expect(error.message).to.include('loop with for…of instead');
+    });
+
+    it('fail when a callback swallows a block\'s error, even in a synchronous render', async function () {
+      const page = 'x\n<% it.items.forEach(async (i) => { %><% cache 60 row i %>(<%= i %>)<% endcache %><% }) %>.';
+      const s = site({ 'page.eta': page }, { config: asyncConfig() });
+      const error = thrownBy(() => s.eta.render('page', s.data({ items })));
+      expect(error.message).to.include(`${join(s.views, 'page.eta')}:2: The cache tag's cache (AsyncMemoryCache) answers asynchronously, and this render is synchronous`);
     });
 
     it('work in a for…of loop and in blockAsync with an asynchronous cache', async function () {

@@ -266,6 +266,30 @@ describe('Nunjucks cache tag', function () {
       });
     }
 
+    it('names the template the tag stands in: a layout, a layout of a layout, an imported macro', function () {
+      const s = site({
+        'page.njk': '{% extends "layout.njk" %}{% block content %}\n{% cache t child %}c{% endcache %}{% endblock %}',
+        'layout.njk': '{% extends "base.njk" %}\n{% block content %}{% endblock %}{% block foot %}\n\n{% cache t foot %}f{% endcache %}{% endblock %}',
+        'base.njk': 'x\nx\nx\n{% cache t head %}h{% endcache %}{% block content %}{% endblock %}{% block foot %}{% endblock %}',
+        'import.njk': '{% from "macros.njk" import m %}{{ m() }}',
+        'macros.njk': '\n{% macro m() %}{% cache t mac %}m{% endcache %}{% endmacro %}',
+        'dynamic.njk': '{% extends which %}',
+      });
+      const at = (name: string, context: object) => thrownBy(() => s.render(name, { t: 'fail', ...context })).message.match(/(\S+\.njk:\d+): "cache" tag/)?.[1];
+      expect(at('base.njk', {})).to.equal('base.njk:4');
+      expect(at('page.njk', {})).to.equal('base.njk:4');
+      expect(at('layout.njk', {})).to.equal('base.njk:4');
+      expect(at('import.njk', {})).to.equal('macros.njk:2');
+      // The layout is not named literally: the error names the rendered template, as Nunjucks's own errors do.
+      expect(at('dynamic.njk', { which: 'base.njk' })).to.equal('dynamic.njk:4');
+      const headless = site({
+        'page.njk': '{% extends "layout.njk" %}{% block content %}\n{% cache t child %}c{% endcache %}{% endblock %}',
+        'layout.njk': '{% block content %}{% endblock %}{% block foot %}\n\n{% cache t foot %}f{% endcache %}{% endblock %}',
+      });
+      expect(thrownBy(() => headless.render('page.njk', { t: 'fail' })).message).to.include('page.njk:2: "cache" tag');
+      expect(thrownBy(() => headless.render('layout.njk', { t: 'fail' })).message).to.include('layout.njk:3: "cache" tag');
+    });
+
     it('is a TemplateSyntaxError instance when Nunjucks runs in dev mode', function () {
       const env = new nunjucks.Environment(memoryLoader({ 'x.njk': '{% cache 1 %}{% endcache %}' }), { dev: true });
       env.addExtension('CacheExtension', new CacheExtension());
