@@ -173,6 +173,8 @@ export class EtaCachePlugin {
   // What the parse of the template being compiled found, for processFnString (Eta compiles synchronously).
   private lines: number[] = [];
   private blockLines: Array<number | undefined> = [];
+  /** The block whose body holds each block, if any. */
+  private blockParents: Array<number | undefined> = [];
   private closingOrder: number[] = [];
 
   constructor(caches?: CacheRegistry) {
@@ -191,6 +193,7 @@ export class EtaCachePlugin {
     let tagIndex = 0;
     const open: number[] = [];
     const blockLines: Array<number | undefined> = [];
+    const blockParents: Array<number | undefined> = [];
     const closingOrder: number[] = [];
     const result: AstItem[] = [];
     try {
@@ -203,6 +206,7 @@ export class EtaCachePlugin {
         if (OPENING.test(code)) {
           const line = lines[tagIndex++];
           const index = blockLines.push(line) - 1;
+          blockParents.push(open.at(-1));
           open.push(index);
           result.push({ t: 'e', val: openingCode(code.slice('cache'.length), index, line) });
         } else if (code === CLOSING) {
@@ -222,11 +226,13 @@ export class EtaCachePlugin {
     } catch (error) {
       if (!(error instanceof TemplateSyntaxError)) throw error;
       this.blockLines = [];
+      this.blockParents = [];
       this.closingOrder = [];
       // Eta parses without knowing the template's name; throwing from the compiled code names it.
       return [{ t: 'e', val: `throw ${PLUGIN_VARIABLE}.located(${JSON.stringify(error.reason)}, ${error.line ?? 'undefined'}, options);` }];
     }
     this.blockLines = blockLines;
+    this.blockParents = blockParents;
     this.closingOrder = closingOrder;
     return result;
   }
@@ -253,19 +259,25 @@ export class EtaCachePlugin {
 
   /**
    * Which blocks stand where the template's own code allows `await`: not inside a callback such as
-   * `forEach(i => …)` or Eta's `block()`. Found by compiling, which is the only sure way to read
-   * JavaScript: usually once; block by block only when some block is inside such a function.
+   * `forEach(i => …)` or Eta's `block()`, and not inside the body of a block that cannot wait (that body
+   * must render synchronously). Found by compiling, which is the only sure way to read JavaScript:
+   * usually once; block by block only when some block is inside such a function.
    */
   private blocksThatCanWait(code: string, config: EtaConfig): boolean[] {
     const count = this.blockLines.length;
-    const everyBlockAwaits = writeBlocks(code, this.closingOrder, () => WAITING_BLOCK);
-    if (compilesAsync(everyBlockAwaits, config)) return new Array<boolean>(count).fill(true);
-    const noBlockAwaits = writeBlocks(code, this.closingOrder, () => CALLBACK_BLOCK);
+    if (compilesAsync(writeBlocks(code, this.closingOrder, () => WAITING_BLOCK), config)) return new Array<boolean>(count).fill(true);
     // The template's own code does not compile: keep the blocks as they are and let Eta report it.
-    if (!compilesAsync(noBlockAwaits, config)) return new Array<boolean>(count).fill(true);
-    return Array.from({ length: count }, (_, block) =>
-      compilesAsync(writeBlocks(code, this.closingOrder, (other) => (other === block ? WAITING_BLOCK : CALLBACK_BLOCK)), config),
-    );
+    if (!compilesAsync(writeBlocks(code, this.closingOrder, () => CALLBACK_BLOCK), config)) return new Array<boolean>(count).fill(true);
+    const canWait: boolean[] = [];
+    // A block's enclosing block comes first: it opens first.
+    for (let block = 0; block < count; block++) {
+      const parent = this.blockParents[block];
+      canWait.push(
+        (parent === undefined || canWait[parent]!) &&
+          compilesAsync(writeBlocks(code, this.closingOrder, (other) => (other === block ? WAITING_BLOCK : CALLBACK_BLOCK)), config),
+      );
+    }
+    return canWait;
   }
 
   /** Called by compiled templates for every cache block. */

@@ -14,7 +14,6 @@
  */
 import { createHash } from 'node:crypto';
 import { CacheTagError, TemplateSyntaxError, type Awaitable, type CacheRegistry } from '../src/index.js';
-import { isPromiseLike } from '../src/base.js';
 import { FragmentRuntime, NO_ALIAS, NoWaiting, RenderWatch, TOO_FEW_ARGUMENTS, USING_NOT_LAST, type RenderBody } from './fragment.js';
 
 // The parts of Nunjucks's (untyped) parser API this tag uses.
@@ -393,16 +392,27 @@ export class CacheExtension {
     const done = rest.pop() as CallDone;
     const body = rest.pop() as AsyncBody;
     const watch = context.lookup(WATCH_VARIABLE);
-    const finish: BlockDone = (error, html) => (error ? done(this.reported(error, context, sourceId)) : done(null, markSafe(context, html!)));
-    // Without a watch, only the body may wait (the cache must answer at once): Nunjucks's own business.
-    const output = watch instanceof WatchedRender ? watch.block(line, finish) : finish;
     let html: Awaitable<string>;
     try {
       html = this.runtime.render(name, timeout, hasAlias ? alias : NO_ALIAS, rest, awaitableBody(body), undefined, line, watch instanceof WatchedRender ? watch : CANNOT_WAIT.async!);
     } catch (error) {
-      return output(error);
+      return done(this.reported(error, context, sourceId));
     }
-    if (!isPromiseLike(html)) return output(null, html);
+    // Straight to Nunjucks, with no frame of ours in between: in {% asyncEach %}, each item's block calls
+    // the next item from here, and the stack grows by what every item adds.
+    if (typeof html === 'string') return done(null, markSafe(context, html));
+    const finish: BlockDone = (error, text) => {
+      if (error) return done(this.reported(error, context, sourceId));
+      // After a wait, Nunjucks runs the rest of the template inside this callback, outside its own
+      // try/catch: an error there would escape as an unhandled rejection. Its error branch fails the render.
+      try {
+        done(null, markSafe(context, text!));
+      } catch (thrown) {
+        done(thrown);
+      }
+    };
+    // Without a watch, only the body may wait (the cache answered at once): Nunjucks's own business.
+    const output = watch instanceof WatchedRender ? watch.block(line, finish) : finish;
     html.then(
       (text) => output(null, text),
       (error: unknown) => output(error),

@@ -3,6 +3,8 @@
  * what the same templates print without cache blocks (miss, hit, after invalidation), or fails with the
  * located error its row expects. See differential.ts for the check.
  */
+import { readdirSync, readFileSync } from 'node:fs';
+import { basename, extname } from 'node:path';
 import type { CacheRegistry } from 'fragcache';
 import { CACHE_KINDS, RENDER_MODES, applies, checkCase, registryOf, type Case, type RenderMode } from './differential.js';
 
@@ -70,6 +72,15 @@ const nunjucksCases: readonly CaseOf[] = [
     fragments: [['child', []], ['head', []], ['foot', []]],
   },
   {
+    title: "a layout's block inside an if",
+    templates: {
+      page: '{% extends "base.njk" %}{% block content %}{% cache 60 child %}c{{ text }}{{ rev }}{{ tick() }}{% endcache %}{% endblock %}',
+      base: '<{% if flag %}{% block content %}{% endblock %}{% endif %}>',
+    },
+    fragments: [['child', []]],
+    whenWaiting: { at: 'page:1', says: unfinished },
+  },
+  {
     title: 'macro',
     templates: { page: '{% macro m(x) %}{% cache 60 macro x %}m{{ x }}{{ rev }}{{ tick() }}{% endcache %}{% endmacro %}{{ m(1) }}{{ m(2) }}' },
     fragments: [['macro', [1]], ['macro', [2]]],
@@ -91,6 +102,12 @@ const nunjucksCases: readonly CaseOf[] = [
     title: 'set block',
     templates: { page: '{% set captured %}{% cache 60 captured %}<s>{{ text }}{{ rev }}{{ tick() }}{% endcache %}{% endset %}[{{ captured }}]' },
     fragments: [['captured', []]],
+    ...syncConstruct('set'),
+  },
+  {
+    title: 'a set block after a block that waited',
+    templates: { page: '{% cache 60 first %}F{{ rev }}{{ tick() }}{% endcache %}{% set captured %}{% cache 60 captured %}<s>{{ rev }}{{ tick() }}{% endcache %}{% endset %}[{{ captured }}]' },
+    fragments: [['first', []], ['captured', []]],
     ...syncConstruct('set'),
   },
   {
@@ -217,6 +234,12 @@ const etaCases: readonly CaseOf[] = [
     whenWaiting: { at: 'page:1', says: `The cache tag's cache (<cache>) answers asynchronously, and ${notAsync}` },
   },
   {
+    title: 'nested blocks in a callback',
+    templates: { page: '<% const part = () => { %>[<% cache 60 outer %>A<%= it.rev %><% it.tick() %><% cache 60 inner %>B<%= it.text %><% it.tick() %><% endcache %><% endcache %>]<% }; part() %>.' },
+    fragments: [['outer', []], ['inner', []]],
+    whenWaiting: { at: 'page:1', says: `The cache tag's cache (<cache>) answers asynchronously, and ${notAsync}` },
+  },
+  {
     title: 'async callbacks nobody waits for',
     templates: { page: '<% it.items.forEach(async (i) => { %><% cache 60 row i %>(<%= i %><%= it.rev %><% it.tick() %>)<% endcache %><% }) %>.' },
     fragments: [['row', [1]], ['row', [2]]],
@@ -260,8 +283,48 @@ const etaCases: readonly CaseOf[] = [
 ];
 export const ETA_CASES = etaCases.map((testCase): Case => ({ engine: 'eta', ...testCase }));
 
+/** The demo site's pages (templates/), with the data the demo server gives them. */
+function demoCase(engine: 'nunjucks' | 'eta'): Case {
+  const directory = new URL(`../templates/${engine}/`, import.meta.url);
+  const templates = Object.fromEntries(readdirSync(directory).map((file) => [basename(file, extname(file)), readFileSync(new URL(file, directory), 'utf8')]));
+  return {
+    engine,
+    title: "the demo site's page",
+    templates,
+    fragments: [['sidebar', ['chloé']]],
+    data: (rev, tick) => ({
+      title: `demo ${rev}`,
+      user: 'chloé',
+      users: ['alice', 'chloé'],
+      catalogue: Array.from({ length: 5 }, (_, i) => ({ title: `chapter ${i} of edition ${rev}`, author: `author <${i}>`, tags: ['Fiction', `Shelf${i}`] })),
+      path: `/${engine}`,
+      countSidebarRender: tick,
+      stats: { hit: false },
+    }),
+  };
+}
+
 describe('Differential rendering: a cached page is the uncached page', function () {
   this.timeout(120_000);
+
+  describe("the demo site's pages, on locmem and an asynchronous cache", function () {
+    for (const kind of CACHE_KINDS.filter((candidate) => candidate.name === 'locmem' || candidate.name === 'async memory')) {
+      let caches: CacheRegistry;
+      before(async function () {
+        caches = await registryOf(kind);
+      });
+      after(async function () {
+        await caches.close();
+      });
+      for (const testCase of [demoCase('nunjucks'), demoCase('eta')]) {
+        for (const mode of RENDER_MODES.filter((candidate) => applies(candidate, testCase))) {
+          it(`${testCase.engine} ${mode.name} on ${kind.name}`, async function () {
+            await checkCase(mode, kind, caches, testCase);
+          });
+        }
+      }
+    }
+  });
 
   for (const kind of CACHE_KINDS) {
     describe(`on ${kind.name}`, function () {

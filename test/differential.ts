@@ -105,8 +105,11 @@ export type Fragment = readonly [name: string, vary: readonly unknown[], using?:
  */
 export type Outcome = 'works' | { readonly at: string; readonly says: string };
 
-/** What a case must do in one mode on one cache; `refused`: fail with a located refusal to wait. */
-export type Expectation = Outcome | 'refused';
+/**
+ * What a case must do in one mode on one cache. `refused`: fail with a located refusal to wait;
+ * `fails`: fail with any located error about waiting (a refusal, blocks waiting at once, an unfinished render).
+ */
+export type Expectation = Outcome | 'refused' | 'fails';
 
 /** Templates by name without extension; `page` is the one rendered. */
 export type Templates = Readonly<Record<string, string>>;
@@ -125,6 +128,8 @@ export interface Case {
   /** The page waits for something of its own (an async filter, await): only asynchronous modes render it. */
   readonly asynchronousPage?: boolean;
   readonly autoescape?: boolean;
+  /** What the templates see, for data revision `rev`, with `tick` called by every cache body. Default: CaseData. */
+  readonly data?: (rev: number, tick: () => string) => object;
 }
 
 /**
@@ -140,8 +145,10 @@ export function applies(mode: RenderMode, testCase: Case): boolean {
   return mode.engine === testCase.engine && (mode.asynchronous || !testCase.asynchronousPage);
 }
 
-/** A located fragcache error of the waiting kind: the template and line, then why the block could not wait. */
+/** A located refusal to wait: the template and line, then why the block could not wait. */
 const LOCATED_REFUSAL = /\S+:\d+: (The cache tag's cache \(\w+\) answers asynchronously, and |The cache block's body waits for something asynchronous)/;
+/** Any located error about waiting. */
+const LOCATED_WAIT_ERROR = new RegExp(`${LOCATED_REFUSAL.source}|\\S+:\\d+: (Another cache block of this render is waiting|The render finished while this cache block)`);
 
 const EXTENSIONS: Record<Engine, string> = { nunjucks: '.njk', eta: '.eta' };
 
@@ -176,7 +183,7 @@ function later(value: unknown, done: (error: unknown, result?: unknown) => void)
   setImmediate(() => done(null, `(${String(value)})`));
 }
 
-type Render = (data: CaseData) => Promise<string>;
+type Render = (data: object) => Promise<string>;
 
 function memoryLoader(templates: Readonly<Record<string, string>>): nunjucks.ILoader {
   return { getSource: (name: string) => (Object.hasOwn(templates, name) ? { src: templates[name]!, path: name, noCache: false } : null) } as unknown as nunjucks.ILoader;
@@ -227,13 +234,27 @@ interface Site {
   place(at: string): string;
 }
 
+/** How long a render may take before the oracle calls it hung: far longer than any case needs. */
+const RENDER_LIMIT_MS = 10_000;
+
+/** `render`, failing instead of waiting forever: a render that never settles is a page that never comes. */
+function settling(render: Render): Render {
+  return (data) => {
+    let timer: NodeJS.Timeout | undefined;
+    const hung = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the render did not settle within ${RENDER_LIMIT_MS} ms`)), RENDER_LIMIT_MS);
+    });
+    return Promise.race([render(data), hung]).finally(() => clearTimeout(timer));
+  };
+}
+
 function site(mode: RenderMode, templates: Readonly<Record<string, string>>, caches: CacheRegistry, autoescape: boolean): Site {
   if (mode.engine === 'nunjucks') {
-    return { render: nunjucksRender(mode, templates, caches, autoescape), place: (at) => at.replace(':', '.njk:') };
+    return { render: settling(nunjucksRender(mode, templates, caches, autoescape)), place: (at) => at.replace(':', '.njk:') };
   }
   const { render, views } = etaRender(mode, templates, caches, autoescape);
   return {
-    render,
+    render: settling(render),
     place: (at) => {
       const [template, line] = at.split(':') as [string, string];
       return mode.fromString && template === 'page' ? `<string>:${line}` : `${join(views, `${template}.eta`)}:${line}`;
@@ -241,17 +262,8 @@ function site(mode: RenderMode, templates: Readonly<Record<string, string>>, cac
   };
 }
 
-function dataFor(rev: number, counter: { ticks: number }): CaseData {
-  return {
-    items: [1, 2],
-    flag: true,
-    text: `<i a="b">&'x'</i>`,
-    rev,
-    tick: () => {
-      counter.ticks++;
-      return '';
-    },
-  };
+function caseData(rev: number, tick: () => string): CaseData {
+  return { items: [1, 2], flag: true, text: `<i a="b">&'x'</i>`, rev, tick };
 }
 
 /**
@@ -267,28 +279,34 @@ export async function checkCase(mode: RenderMode, kind: CacheKind, caches: Cache
   const cached = site(mode, filesOf(mode.engine, templates), caches, autoescape);
   const reference = site(mode, filesOf(mode.engine, templates, (source) => withoutCacheTags(mode.engine, source)), caches, autoescape);
   const counter = { ticks: 0 };
+  const tick = () => {
+    counter.ticks++;
+    return '';
+  };
+  const dataFor = (rev: number) => (testCase.data ?? caseData)(rev, tick);
   await Promise.all([caches.default.clear(), caches.get('other').clear()]);
 
   const expected = expectationOf(mode, kind, testCase);
   if (expected !== 'works') {
     for (let render = 0; render < 2; render++) {
-      const error = await rejectionOf(cached.render(dataFor(1, counter)));
+      const error = await rejectionOf(cached.render(dataFor(1)));
       if (expected === 'refused') expect(error.message, 'a located refusal to wait').to.match(LOCATED_REFUSAL);
+      else if (expected === 'fails') expect(error.message, 'a located error about waiting').to.match(LOCATED_WAIT_ERROR);
       else expect(error.message, 'the error the case names').to.match(located(cached.place(expected.at), expected.says));
     }
     return;
   }
 
-  const first = await reference.render(dataFor(1, counter));
+  const first = await reference.render(dataFor(1));
   counter.ticks = 0;
-  expect(await cached.render(dataFor(1, counter)), 'the miss').to.equal(first);
+  expect(await cached.render(dataFor(1)), 'the miss').to.equal(first);
   const missTicks = counter.ticks;
   expect(missTicks, 'the bodies run on a miss').to.be.greaterThan(0);
-  expect(await cached.render(dataFor(1, counter)), 'the hit').to.equal(first);
+  expect(await cached.render(dataFor(1)), 'the hit').to.equal(first);
   if (kind.stores) expect(counter.ticks, 'no body runs on a hit').to.equal(missTicks);
 
   for (const [name, vary, using] of testCase.fragments) await invalidateFragment(name, vary, { caches, ...(using && { using }) });
-  const changed = await reference.render(dataFor(2, counter));
+  const changed = await reference.render(dataFor(2));
   expect(changed, 'the changed data changes the page').not.to.equal(first);
-  expect(await cached.render(dataFor(2, counter)), 'after invalidation').to.equal(changed);
+  expect(await cached.render(dataFor(2)), 'after invalidation').to.equal(changed);
 }

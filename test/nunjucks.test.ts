@@ -380,6 +380,14 @@ describe('Nunjucks cache tag', function () {
       expect(await works.renderAsync('page.njk', { v: 'y' })).to.equal('A[&lt;x&gt;]B');
     });
 
+    it('fails the render with an error the template raises after a block waited, never letting it escape', async function () {
+      const s = site({ 'page.njk': '{% cache 60 a %}x{% endcache %}\n{{ missing() }}' }, { async: true, config: asyncConfig() });
+      for (let render = 0; render < 2; render++) {
+        const error = await rejectionOf(s.renderAsync('page.njk'));
+        expect(error.message).to.include('Unable to call `missing`, which is undefined or falsey');
+      }
+    });
+
     it('works with a synchronous cache in renders it does not watch', async function () {
       const s = site({ 'page.njk': 'a{% cache 60 sidebar %}[{{ count() }}]{% endcache %}b' }, { async: true });
       expect(s.render('page.njk')).to.equal('a[1]b');
