@@ -1,7 +1,9 @@
 import { expect } from 'chai';
+import express from 'express';
+import type { AddressInfo } from 'node:net';
 import nunjucks from 'nunjucks';
 import { CacheRegistry, TemplateSyntaxError, invalidateFragment, makeTemplateFragmentKey, type CacheConfig } from 'fragcache';
-import { CacheExtension, renderAsync, renderStringAsync } from 'fragcache/nunjucks';
+import { CacheExtension, expressViews, renderAsync, renderStringAsync } from 'fragcache/nunjucks';
 import { AsyncMemoryCache } from './fixtures/async-memory-cache.js';
 import { rejectionOf, separateCopyOf, sleep, thrownBy, unique } from './helpers.js';
 
@@ -473,6 +475,35 @@ describe('Nunjucks cache tag', function () {
         expect(await s.renderAsync('page.njk')).to.equal(expected);
         expect(await s.renderAsync('page.njk')).to.equal(expected);
       });
+    });
+  });
+
+  describe('Express views (expressViews)', function () {
+    it('renders res.render() through renderAsync, so blocks on an asynchronous cache work and failures reach Express', async function () {
+      const s = site(
+        { 'page.njk': '<p>{% cache 60 card user %}{{ user }} {{ count() }}{% endcache %}</p>', 'broken.njk': '{% for i in [1, 2] %}{% include "page.njk" %}{% endfor %}' },
+        { async: true, config: asyncConfig() },
+      );
+      const app = express();
+      app.set('view engine', 'njk');
+      expressViews(s.env, app);
+      app.get('/:view', (req, res) => res.render(req.params.view, { user: 'a<b' }));
+      app.use((error: Error, _req: express.Request, res: express.Response, _next: express.NextFunction) => res.status(500).send(error.message));
+      const server = app.listen(0, '127.0.0.1');
+      await new Promise((resolve) => server.once('listening', resolve));
+      const get = async (path: string) => {
+        const response = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}${path}`);
+        return [response.status, await response.text()] as const;
+      };
+      try {
+        expect(await get('/page')).to.deep.equal([200, '<p>a&lt;b 1</p>']);
+        expect(await get('/page.njk')).to.deep.equal([200, '<p>a&lt;b 1</p>']);
+        const [status, text] = await get('/broken');
+        expect(status).to.equal(500);
+        expect(text).to.include('page.njk:1: Another cache block of this render is waiting for its cache at the same time');
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+      }
     });
   });
 
