@@ -48,11 +48,11 @@ export function displayValue(value: unknown): string {
  * truncated toward zero), and `null` for "forever". Checked on every render, hit or miss, so a bad
  * value never hides behind a hit. NaN and ±Infinity are not integers, as in Django.
  */
-export function resolveFragmentTimeout(value: unknown, place: BlockPlace): Timeout {
+function resolveFragmentTimeout(value: unknown, template: string | undefined, line: number | undefined): Timeout {
   if (value === null) return null;
   const seconds = toInteger(value);
   if (seconds !== undefined) return seconds;
-  throw new TemplateSyntaxError(`"cache" tag got a non-integer timeout value: ${displayValue(value)}`, place);
+  throw new TemplateSyntaxError(`"cache" tag got a non-integer timeout value: ${displayValue(value)}`, { template, line });
 }
 
 /**
@@ -216,18 +216,18 @@ export class FragmentRuntime {
     return keys;
   }
 
-  private cacheFor(alias: unknown, place: BlockPlace): BaseCache {
+  private cacheFor(alias: unknown, template: string | undefined, line: number | undefined): BaseCache {
     if (alias === NO_ALIAS) return fragmentCache(this.caches);
     if (typeof alias === 'string' && this.caches.has(alias)) return this.caches.get(alias);
-    throw new TemplateSyntaxError(`Invalid cache name specified for cache tag: ${displayValue(alias)}`, place);
+    throw new TemplateSyntaxError(`Invalid cache name specified for cache tag: ${displayValue(alias)}`, { template, line });
   }
 
   /** The key of a block; a vary value or key the cache refuses becomes an error at the block's place. */
-  private keyFor(cache: BaseCache, name: string, vary: readonly unknown[], place: BlockPlace): string {
+  private keyFor(cache: BaseCache, name: string, vary: readonly unknown[], template: string | undefined, line: number | undefined): string {
     try {
       return this.madeKeysOf(cache).get(name, vary);
     } catch (error) {
-      throw new CacheTagError(error instanceof Error ? error.message : String(error), place, { cause: error });
+      throw new CacheTagError(error instanceof Error ? error.message : String(error), { template, line }, { cause: error });
     }
   }
 
@@ -235,7 +235,8 @@ export class FragmentRuntime {
    * One render of a cache block. The result is a string whenever the cache and the body answered
    * synchronously, which a hit on an in-memory cache always does; otherwise a Promise, which only a
    * render that can wait receives: one that cannot (`NoWaiting`) gets a CacheTagError with its reason
-   * instead, before anything is rendered twice.
+   * instead, before anything is rendered twice. A hit allocates nothing: the block's place is made only
+   * for a miss, a wait or an error.
    */
   render(
     name: string,
@@ -247,15 +248,15 @@ export class FragmentRuntime {
     line: number | undefined,
     waiting: Waiting,
   ): Awaitable<string> {
-    const place: BlockPlace = { template, line };
-    const timeout = resolveFragmentTimeout(timeoutValue, place);
-    const cache = this.cacheFor(alias, place);
-    const key = this.keyFor(cache, name, vary, place);
+    const timeout = resolveFragmentTimeout(timeoutValue, template, line);
+    const cache = this.cacheFor(alias, template, line);
+    const key = this.keyFor(cache, name, vary, template, line);
     const cached = cache.readEntry(key);
     if (!isPromiseLike(cached)) {
       if (typeof cached === 'string') return cached;
-      return this.fill(cache, key, cache.resolveTimeout(timeout), body, place, waiting);
+      return this.fill(cache, key, cache.resolveTimeout(timeout), body, { template, line }, waiting);
     }
+    const place: BlockPlace = { template, line };
     const watch = this.watchFor(cache, cached, place, waiting);
     return Promise.resolve(cached).then(
       (hit) => {

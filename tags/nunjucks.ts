@@ -86,7 +86,7 @@ interface LoadedTemplate {
 interface RenderingEnvironment {
   opts: LexerOptions;
   getFilter(name: 'safe'): (html: string) => unknown;
-  getTemplate(name: string, eagerCompile: boolean, parentName: string | undefined): LoadedTemplate;
+  getTemplate(name: string, eagerCompile: boolean, parentName: string | undefined): LoadedTemplate | undefined;
 }
 
 /** The part of Nunjucks's render context a tag receives. */
@@ -119,6 +119,13 @@ function withNunjucksProtocol(error: unknown, holding: (rendered: string) => str
   });
 }
 
+/** The next token that is not whitespace. */
+function nextSignificant(tokenizer: Tokenizer): Token | null {
+  let token = tokenizer.nextToken();
+  while (token && token.type === 'whitespace') token = tokenizer.nextToken();
+  return token;
+}
+
 /** Identifies a template by its source, which is all a tag's parser knows of it. */
 function sourceIdOf(source: string): string {
   return createHash('md5').update(source).digest('hex');
@@ -130,17 +137,12 @@ const TEMPLATES_SEARCHED = 50;
 /** The literal names a template extends or imports from (`{% extends "x" %}`, `{% import "x" as y %}`, `{% from "x" import y %}`). */
 function templatesReferenced(source: string, env: RenderingEnvironment, lexer: Lexer): string[] {
   const tokenizer = lexer.lex(source, env.opts);
-  const nextSignificant = (): Token | null => {
-    let token = tokenizer.nextToken();
-    while (token && token.type === 'whitespace') token = tokenizer.nextToken();
-    return token;
-  };
   const names: string[] = [];
   for (let token = tokenizer.nextToken(); token; token = tokenizer.nextToken()) {
     if (token.type !== 'block-start') continue;
-    const word = nextSignificant();
+    const word = nextSignificant(tokenizer);
     if (word?.type !== 'symbol' || !['extends', 'import', 'from'].includes(word.value)) continue;
-    const name = nextSignificant();
+    const name = nextSignificant(tokenizer);
     if (name?.type === 'string') names.push(name.value);
   }
   return names;
@@ -157,12 +159,14 @@ function templateHolding(env: RenderingEnvironment, lexer: Lexer, rendered: stri
   const seen = new Set<string>();
   while (queue.length > 0 && seen.size < TEMPLATES_SEARCHED) {
     const [name, parent] = queue.shift()!;
-    let template: LoadedTemplate;
+    let template: LoadedTemplate | undefined;
     try {
+      // Without a callback, an asynchronous loader gives nothing: the search stops there.
       template = env.getTemplate(name, false, parent);
     } catch {
       continue;
     }
+    if (typeof template !== 'object' || template === null) continue;
     const path = typeof template.path === 'string' ? template.path : name;
     if (seen.has(path) || typeof template.tmplStr !== 'string') continue;
     seen.add(path);
@@ -223,14 +227,9 @@ function openSynchronousConstruct(source: string, like: Tokenizer, lexer: Lexer)
   tokenizer.tags = like.tags;
   const open: string[] = [];
   let rawEnd: string | undefined;
-  const nextSignificant = (): Token | null => {
-    let token = tokenizer.nextToken();
-    while (token && token.type === 'whitespace') token = tokenizer.nextToken();
-    return token;
-  };
   for (let token = tokenizer.nextToken(); token; token = tokenizer.nextToken()) {
     if (token.type !== 'block-start') continue;
-    const word = nextSignificant();
+    const word = nextSignificant(tokenizer);
     if (!word || word.type !== 'symbol') continue;
     if (rawEnd !== undefined) {
       if (word.value === rawEnd) rawEnd = undefined;
@@ -238,9 +237,9 @@ function openSynchronousConstruct(source: string, like: Tokenizer, lexer: Lexer)
     }
     rawEnd = RAW_BLOCKS.get(word.value);
     if (word.value === 'set') {
-      let rest = nextSignificant();
+      let rest = nextSignificant(tokenizer);
       let assigns = false;
-      for (; rest && rest.type !== 'block-end'; rest = nextSignificant()) assigns ||= rest.type === 'operator' && rest.value === '=';
+      for (; rest && rest.type !== 'block-end'; rest = nextSignificant(tokenizer)) assigns ||= rest.type === 'operator' && rest.value === '=';
       if (!assigns) open.push('set');
     } else if (SYNCHRONOUS_CONSTRUCTS.has(word.value)) {
       open.push(word.value);
