@@ -14,7 +14,7 @@
  */
 import type { EtaConfig } from 'eta';
 import { TemplateSyntaxError, type Awaitable, type CacheRegistry } from '../src/index.js';
-import { FragmentRuntime, NO_ALIAS, NoWaiting, RenderWatch, TOO_FEW_ARGUMENTS, USING_NOT_LAST, type RenderBody, type Waiting } from './fragment.js';
+import { FragmentRuntime, NO_ALIAS, NoWaiting, RenderWatch, TOO_FEW_ARGUMENTS, USING_NOT_LAST, displayValue, type RenderBody } from './fragment.js';
 
 type AstItem = string | { t: string; val: string };
 
@@ -31,7 +31,7 @@ const HTML_VARIABLE = '__fragcacheHtml';
 const WATCH_VARIABLE = '__fragcacheWatch';
 
 /** The placeholder of one part of block `index`, which `processFnString` replaces. */
-const placeholder = (part: 'body' | 'waiting' | 'settle', index: number) => `/*fragcache:${part}:${index}*/`;
+const placeholder = (part: 'body' | 'cannotWait' | 'settle' | 'failed', index: number) => `/*fragcache:${part}:${index}*/`;
 
 const SYNCHRONOUS_RENDER = new NoWaiting(
   'this render is synchronous: render with eta.renderAsync() or eta.renderStringAsync(), and include partials with await includeAsync()',
@@ -44,8 +44,6 @@ const ETA_ADVICE = {
   overlapping: 'callbacks rendered blocks at the same time (async functions given to forEach, or to map for Promise.all): loop with for…of instead',
   unfinished: 'it is inside a callback the template does not wait for (an async function given to forEach): loop with for…of instead',
 };
-
-const AsyncFunction = (async () => undefined).constructor as new (...parameters: string[]) => unknown;
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -99,40 +97,74 @@ function unquoted(name: string): string {
   return (quote === '"' || quote === "'") && name.length > 1 && name.endsWith(quote) ? name.slice(1, -1) : name;
 }
 
+/**
+ * `text` as a parenthesised expression. An argument that is not an expression (usually one with spaces
+ * that were not put in parentheses, split into pieces) is a syntax error naming it, rather than
+ * compiled code Eta cannot parse.
+ */
+function expression(text: string, line: number | undefined): string {
+  if (!compiles(AsyncFunction, `return (${text});`, { varName: 'it' })) {
+    throw new TemplateSyntaxError(
+      `'cache' tag argument ${displayValue(text)} is not a JavaScript expression: put an expression with spaces in parentheses, such as (it.page + 1)`,
+      { line },
+    );
+  }
+  return `(${text})`;
+}
+
 /** The code that opens block `index`; the matching `endcache` closes the body function and the call. */
 function openingCode(argumentText: string, index: number, line: number | undefined): string {
   const args = splitArguments(argumentText);
   if (args.length < 2) throw new TemplateSyntaxError(TOO_FEW_ARGUMENTS, { line });
-  const [timeout, name, ...rest] = args as [string, string, ...string[]];
+  const [timeoutText, name, ...rest] = args as [string, string, ...string[]];
+  const timeout = expression(timeoutText, line);
   let alias = `${PLUGIN_VARIABLE}.noAlias`;
   const usingIndex = rest.findIndex((arg) => arg.startsWith('using='));
   if (usingIndex !== -1) {
     if (usingIndex !== rest.length - 1) throw new TemplateSyntaxError(USING_NOT_LAST, { line });
-    alias = `(${rest.pop()!.slice('using='.length)})`;
+    alias = expression(rest.pop()!.slice('using='.length), line);
   }
-  const vary = rest.map((expression) => `(${expression})`).join(', ');
-  return `{${WATCH_VARIABLE}.blockStarted(${line ?? 'undefined'});let ${HTML_VARIABLE};try {${HTML_VARIABLE}=${PLUGIN_VARIABLE}.render(${JSON.stringify(unquoted(name))}, (${timeout}), ${alias}, [${vary}], () => ${placeholder('body', index)}`;
+  const vary = rest.map((text) => expression(text, line)).join(', ');
+  return `{${WATCH_VARIABLE}.blockStarted(${line ?? 'undefined'});let ${HTML_VARIABLE};try {${HTML_VARIABLE}=${PLUGIN_VARIABLE}.render(${JSON.stringify(unquoted(name))}, ${timeout}, ${alias}, [${vary}], () => ${placeholder('body', index)}`;
 }
 
 function closingCode(index: number, line: number | undefined): string {
-  return `}), ${line ?? 'undefined'}, options, ${placeholder('waiting', index)});${placeholder('settle', index)}} catch (error) { throw ${WATCH_VARIABLE}.blockFailed(error); }__eta.res+=${HTML_VARIABLE};${WATCH_VARIABLE}.blockFinished();}`;
+  return (
+    `}), ${line ?? 'undefined'}, options, ${WATCH_VARIABLE}, ${placeholder('cannotWait', index)});${placeholder('settle', index)}} ` +
+    `catch (error) { ${placeholder('failed', index)} }` +
+    `if (${HTML_VARIABLE} !== undefined) { __eta.res+=${HTML_VARIABLE};${WATCH_VARIABLE}.blockFinished(); }}`
+  );
 }
 
 /** How one block is written once the render mode is known. */
 interface BlockCode {
-  /** How the block waits: its render's watch, or a reason it cannot. */
-  waiting: string;
+  /** Why the block cannot wait, or `undefined` when it may. */
+  readonly cannotWait: string;
   /** The statement that awaits the block's HTML before it is added to the output, if it may wait. */
-  settle: string;
+  readonly settle: string;
+  /** What the block does with its error. */
+  readonly failed: string;
+  /** How the body is written, when not by what it awaits (see `writeBlocks`): the probes' choice. */
+  readonly body?: string;
 }
 
+/** A block throws its error: the render stops, and no block around it stores anything. */
+const THROWS = `throw ${WATCH_VARIABLE}.blockFailed(error);`;
+/**
+ * A block inside one of the template's own functions keeps its error for the end of the render and
+ * leaves its output out: thrown there, it could reject a promise nobody handles (an `async` callback
+ * given to forEach), which crashes the process.
+ */
+const KEEPS = `${WATCH_VARIABLE}.blockFailed(error);`;
+
+const SYNCHRONOUS_BLOCK: BlockCode = { cannotWait: `${PLUGIN_VARIABLE}.synchronousRender`, settle: '', failed: THROWS };
 /** A block that may wait: it awaits a Promise, and only a Promise. */
 const WAITING_BLOCK: BlockCode = {
-  waiting: WATCH_VARIABLE,
+  cannotWait: 'undefined',
   settle: `if (typeof ${HTML_VARIABLE} !== 'string') ${HTML_VARIABLE} = await ${HTML_VARIABLE};`,
+  failed: THROWS,
 };
-const SYNCHRONOUS_BLOCK: BlockCode = { waiting: `${PLUGIN_VARIABLE}.synchronousRender`, settle: '' };
-const CALLBACK_BLOCK: BlockCode = { waiting: `${PLUGIN_VARIABLE}.insideCallback`, settle: '' };
+const CALLBACK_BLOCK: BlockCode = { cannotWait: `${PLUGIN_VARIABLE}.insideCallback`, settle: '', failed: KEEPS };
 
 /**
  * Writes every block of `code` as `blockCode` says. A body is rendered with Eta's `captureAsync` only
@@ -142,26 +174,43 @@ const CALLBACK_BLOCK: BlockCode = { waiting: `${PLUGIN_VARIABLE}.insideCallback`
  */
 function writeBlocks(code: string, closingOrder: readonly number[], blockCode: (index: number) => BlockCode): string {
   for (const index of closingOrder) {
-    const { waiting, settle } = blockCode(index);
-    const body = code.slice(code.indexOf(placeholder('body', index)), code.indexOf(placeholder('waiting', index)));
-    const capture = /\bawait\b/.test(body) ? 'captureAsync(async () => {' : 'capture(() => {';
+    const { cannotWait, settle, failed, body } = blockCode(index);
+    const bodyCode = code.slice(code.indexOf(placeholder('body', index)), code.indexOf(placeholder('cannotWait', index)));
+    const capture = body ?? (/\bawait\b/.test(bodyCode) ? 'captureAsync(async () => {' : 'capture(() => {');
     code = code
       .replace(placeholder('body', index), capture)
-      .replace(placeholder('waiting', index), waiting)
-      .replace(placeholder('settle', index), settle);
+      .replace(placeholder('cannotWait', index), cannotWait)
+      .replace(placeholder('settle', index), settle)
+      .replace(placeholder('failed', index), failed);
   }
   return code;
 }
 
-/** Whether `code` compiles as the body of an asynchronous template function. */
-function compilesAsync(code: string, config: EtaConfig): boolean {
+type FunctionConstructor = new (...parameters: string[]) => unknown;
+const AsyncFunction = (async () => undefined).constructor as FunctionConstructor;
+const GeneratorFunction = function* () {}.constructor as FunctionConstructor;
+const AsyncGeneratorFunction = async function* () {}.constructor as FunctionConstructor;
+
+/** Whether `code` compiles as the body of a template function made by `constructor`. */
+function compiles(constructor: FunctionConstructor, code: string, config: Pick<EtaConfig, 'varName'>): boolean {
   try {
-    new AsyncFunction(config.varName, 'options', code);
+    new constructor(config.varName, 'options', code);
     return true;
   } catch (error) {
     if (error instanceof SyntaxError) return false;
     throw error;
   }
+}
+
+/**
+ * Probes where a block stands with `yield 0`, which compiles only directly in a generator (elsewhere
+ * `yield` is a plain name, and `yield 0` two expressions in a row): the template is compiled as a
+ * generator and so are the bodies of the blocks, so the probe compiles unless one of the template's own
+ * functions (a callback) encloses the block.
+ */
+function topLevelProbe(asynchronous: boolean, probed: boolean): BlockCode {
+  const body = asynchronous ? 'captureAsync(async function* () {' : 'capture(function* () {';
+  return { cannotWait: 'undefined', settle: probed ? 'yield 0;' : '', failed: THROWS, body };
 }
 
 /** The Eta plugin; create it with `cachePlugin()`. Compiled templates call its `render` method. */
@@ -246,9 +295,13 @@ export class EtaCachePlugin {
     const index = config?.plugins.indexOf(this) ?? -1;
     if (config === undefined || index === -1) throw new Error('fragcache: the Eta cache plugin must be listed in the Eta config it compiles with');
     const watched = `const ${PLUGIN_VARIABLE} = this.config.plugins[${index}];\nconst ${WATCH_VARIABLE} = ${PLUGIN_VARIABLE}.watch(options);\n${this.finishing(code)}`;
-    if (!code.includes('await includeAsync (__eta.layout')) return writeBlocks(watched, this.closingOrder, () => SYNCHRONOUS_BLOCK);
-    const canWait = this.blocksThatCanWait(watched, config);
-    return writeBlocks(watched, this.closingOrder, (block) => (canWait[block] ? WAITING_BLOCK : CALLBACK_BLOCK));
+    const asynchronous = code.includes('await includeAsync (__eta.layout');
+    const topLevel = this.blocksAtTopLevel(watched, config, asynchronous);
+    if (!asynchronous) return writeBlocks(watched, this.closingOrder, (block) => (topLevel[block] ? SYNCHRONOUS_BLOCK : { ...SYNCHRONOUS_BLOCK, failed: KEEPS }));
+    const canWait = topLevel.every(Boolean) ? topLevel : this.blocksThatCanWait(watched, config);
+    return writeBlocks(watched, this.closingOrder, (block) =>
+      topLevel[block] ? WAITING_BLOCK : canWait[block] ? { ...WAITING_BLOCK, failed: KEEPS } : CALLBACK_BLOCK,
+    );
   }
 
   /** `code` with the render's final return checking that every block it started has finished. */
@@ -258,31 +311,51 @@ export class EtaCachePlugin {
   }
 
   /**
-   * Which blocks stand where the template's own code allows `await`: not inside a callback such as
-   * `forEach(i => …)` or Eta's `block()`, and not inside the body of a block that cannot wait (that body
-   * must render synchronously). Found by compiling, which is the only sure way to read JavaScript:
-   * usually once; block by block only when some block is inside such a function.
+   * The answer of `probe(block)` for every block, found by compiling, which is the only sure way to read
+   * JavaScript: once for all blocks when they all pass, else block by block. When the template's own code
+   * does not compile, every block passes and Eta reports the error.
    */
-  private blocksThatCanWait(code: string, config: EtaConfig): boolean[] {
+  private probeBlocks(passes: (code: string) => boolean, code: string, probe: (block: number, probed: boolean) => BlockCode): boolean[] {
     const count = this.blockLines.length;
-    if (compilesAsync(writeBlocks(code, this.closingOrder, () => WAITING_BLOCK), config)) return new Array<boolean>(count).fill(true);
-    // The template's own code does not compile: keep the blocks as they are and let Eta report it.
-    if (!compilesAsync(writeBlocks(code, this.closingOrder, () => CALLBACK_BLOCK), config)) return new Array<boolean>(count).fill(true);
-    const canWait: boolean[] = [];
-    // A block's enclosing block comes first: it opens first.
+    if (passes(writeBlocks(code, this.closingOrder, (block) => probe(block, true)))) return new Array<boolean>(count).fill(true);
+    if (!passes(writeBlocks(code, this.closingOrder, (block) => probe(block, false)))) return new Array<boolean>(count).fill(true);
+    const results: boolean[] = [];
+    // A block's enclosing block comes first (it opens first), and a block passes only if that one did.
     for (let block = 0; block < count; block++) {
       const parent = this.blockParents[block];
-      canWait.push(
-        (parent === undefined || canWait[parent]!) &&
-          compilesAsync(writeBlocks(code, this.closingOrder, (other) => (other === block ? WAITING_BLOCK : CALLBACK_BLOCK)), config),
-      );
+      results.push((parent === undefined || results[parent]!) && passes(writeBlocks(code, this.closingOrder, (other) => probe(other, other === block))));
     }
-    return canWait;
+    return results;
+  }
+
+  /** Which blocks no function of the template's own encloses (see `topLevelProbe`). */
+  private blocksAtTopLevel(code: string, config: EtaConfig, asynchronous: boolean): boolean[] {
+    const generator = asynchronous ? AsyncGeneratorFunction : GeneratorFunction;
+    return this.probeBlocks((candidate) => compiles(generator, candidate, config), code, (_, probed) => topLevelProbe(asynchronous, probed));
+  }
+
+  /**
+   * Which blocks of an asynchronous render stand where the template's own code allows `await`: not
+   * inside a callback that is not async (`forEach(i => …)`, Eta's `block()`), and not inside the body of a
+   * block that cannot wait (that body must render synchronously).
+   */
+  private blocksThatCanWait(code: string, config: EtaConfig): boolean[] {
+    return this.probeBlocks((candidate) => compiles(AsyncFunction, candidate, config), code, (_, probed) => (probed ? WAITING_BLOCK : CALLBACK_BLOCK));
   }
 
   /** Called by compiled templates for every cache block. */
-  render(name: string, timeout: unknown, alias: unknown, vary: unknown[], body: RenderBody, line: number | undefined, options: RenderOptions, waiting: Waiting): Awaitable<string> {
-    return this.runtime.render(name, timeout, alias, vary, body, options.filepath, line, waiting);
+  render(
+    name: string,
+    timeout: unknown,
+    alias: unknown,
+    vary: unknown[],
+    body: RenderBody,
+    line: number | undefined,
+    options: RenderOptions,
+    watch: RenderWatch,
+    cannotWait: NoWaiting | undefined,
+  ): Awaitable<string> {
+    return this.runtime.render(name, timeout, alias, vary, body, options.filepath, line, watch, cannotWait);
   }
 
   /** Called by compiled templates once per render. */

@@ -80,10 +80,13 @@ export interface WaitAdvice {
  * waits; the engine reports the blocks it starts and finishes, and checks `open` when the render ends.
  */
 export class RenderWatch {
+  /** Something went wrong: no block of this render may render a body or store anything any more. */
+  protected broken = false;
   private cacheWaits = 0;
   private started = 0;
   private finished = 0;
   private lastStartedLine: number | undefined;
+  private failures = 0;
   private firstFailure: unknown;
 
   /** `template` is the template the render's errors name, when the engine knows it. */
@@ -95,6 +98,7 @@ export class RenderWatch {
   /** Called by the runtime when a block starts waiting for its cache; throws if another block already is. */
   startCacheWait(place: BlockPlace): void {
     if (this.cacheWaits > 0) {
+      this.broken = true;
       throw new CacheTagError(`Another cache block of this render is waiting for its cache at the same time, so their output would land out of order: ${this.advice.overlapping}`, place);
     }
     this.cacheWaits++;
@@ -115,10 +119,48 @@ export class RenderWatch {
     this.finished++;
   }
 
-  /** Called by the engine with a block's error, before it throws it; returns it. */
+  /** Called by the engine with a block's error, before it throws or keeps it; returns it. */
   blockFailed(error: unknown): unknown {
-    if (this.firstFailure === undefined) this.firstFailure = error;
+    if (this.failures++ === 0) this.firstFailure = error;
+    this.broken = true;
     return error;
+  }
+
+  /**
+   * Called by the runtime before a block that waited for its cache renders its body: resolves when it
+   * may, fails when the render is broken (the block's variables may have moved on since it started, and
+   * what it stored would be another block's HTML under its key). By default at once.
+   */
+  beforeBody(place: BlockPlace): Awaitable<void> {
+    this.refuseIfBroken(place);
+  }
+
+  /** Called by the runtime before a block stores its body. */
+  refuseIfBroken(place: BlockPlace): void {
+    if (this.broken) throw this.unfinished(place.line);
+  }
+
+  /**
+   * Renders a block's body for the runtime, and hands back its HTML only if every block started inside
+   * it has finished and none has failed: otherwise the block would store, and serve on every later hit, a
+   * body with a missing part. Fails with the inner block's error, or at the block's place when an inner
+   * block is still waiting.
+   */
+  renderBody(body: RenderBody, place: BlockPlace): Awaitable<string> {
+    const open = this.started - this.finished;
+    const failures = this.failures;
+    const checked = (html: string): string => {
+      if (this.failures !== failures) throw this.firstFailure;
+      if (this.started - this.finished !== open) {
+        throw new CacheTagError(
+          `This cache block's body finished while a cache block inside it was still waiting, so what it would store lacks that block's output: ${this.advice.unfinished}`,
+          place,
+        );
+      }
+      return html;
+    };
+    const html = body();
+    return isPromiseLike(html) ? Promise.resolve(html).then(checked) : checked(html);
   }
 
   /** Whether a block started and has not finished: it is still waiting, or its error was swallowed. */
@@ -131,15 +173,13 @@ export class RenderWatch {
    * swallowed it, else an error at `line` (by default the last block started).
    */
   unfinished(line = this.lastStartedLine): unknown {
+    this.broken = true;
     return (
       this.firstFailure ??
       new CacheTagError(`The render finished while this cache block was still waiting, so its output would be lost: ${this.advice.unfinished}`, { template: this.template, line })
     );
   }
 }
-
-/** How a render deals with a block that has to wait: under its watch, or not at all. */
-export type Waiting = RenderWatch | NoWaiting;
 
 /** The made keys of one fragment name, by what its vary values look like. */
 interface KeysOfName {
@@ -234,9 +274,10 @@ export class FragmentRuntime {
   /**
    * One render of a cache block. The result is a string whenever the cache and the body answered
    * synchronously, which a hit on an in-memory cache always does; otherwise a Promise, which only a
-   * render that can wait receives: one that cannot (`NoWaiting`) gets a CacheTagError with its reason
-   * instead, before anything is rendered twice. A hit allocates nothing: the block's place is made only
-   * for a miss, a wait or an error.
+   * block that can wait receives: one that cannot (`cannotWait` says why) gets a CacheTagError instead,
+   * before anything is rendered twice. `watch` is the render's, when it has one: a block that may wait
+   * needs it, and with it a miss stores only a body whose inner blocks all finished. A hit allocates
+   * nothing: the block's place is made only for a miss, a wait or an error.
    */
   render(
     name: string,
@@ -246,7 +287,8 @@ export class FragmentRuntime {
     body: RenderBody,
     template: string | undefined,
     line: number | undefined,
-    waiting: Waiting,
+    watch: RenderWatch | undefined,
+    cannotWait: NoWaiting | undefined,
   ): Awaitable<string> {
     const timeout = resolveFragmentTimeout(timeoutValue, template, line);
     const cache = this.cacheFor(alias, template, line);
@@ -254,58 +296,61 @@ export class FragmentRuntime {
     const cached = cache.readEntry(key);
     if (!isPromiseLike(cached)) {
       if (typeof cached === 'string') return cached;
-      return this.fill(cache, key, cache.resolveTimeout(timeout), body, { template, line }, waiting);
+      return this.fill(cache, key, cache.resolveTimeout(timeout), body, { template, line }, watch, cannotWait);
     }
     const place: BlockPlace = { template, line };
-    const watch = this.watchFor(cache, cached, place, waiting);
+    const waitingWatch = this.startWaiting(cache, cached, place, watch, cannotWait);
     return Promise.resolve(cached).then(
-      (hit) => {
-        watch.endCacheWait();
-        return typeof hit === 'string' ? hit : this.fill(cache, key, cache.resolveTimeout(timeout), body, place, watch);
+      async (hit) => {
+        waitingWatch.endCacheWait();
+        if (typeof hit === 'string') return hit;
+        await waitingWatch.beforeBody(place);
+        return this.fill(cache, key, cache.resolveTimeout(timeout), body, place, waitingWatch, undefined);
       },
       (error: unknown) => {
-        watch.endCacheWait();
+        waitingWatch.endCacheWait();
         throw error;
       },
     );
   }
 
   /** A miss: render the body and store what it printed (an empty string is stored like any other). */
-  private fill(cache: BaseCache, key: string, timeout: Timeout, body: RenderBody, place: BlockPlace, waiting: Waiting): Awaitable<string> {
-    const html = body();
-    if (isPromiseLike(html)) return Promise.resolve(html).then((text) => this.store(cache, key, text, timeout, place, waiting));
-    return this.store(cache, key, html, timeout, place, waiting);
+  private fill(cache: BaseCache, key: string, timeout: Timeout, body: RenderBody, place: BlockPlace, watch: RenderWatch | undefined, cannotWait: NoWaiting | undefined): Awaitable<string> {
+    const html = watch === undefined ? body() : watch.renderBody(body, place);
+    if (isPromiseLike(html)) return Promise.resolve(html).then((text) => this.store(cache, key, text, timeout, place, watch, cannotWait));
+    return this.store(cache, key, html, timeout, place, watch, cannotWait);
   }
 
-  private store(cache: BaseCache, key: string, html: string, timeout: Timeout, place: BlockPlace, waiting: Waiting): Awaitable<string> {
+  private store(cache: BaseCache, key: string, html: string, timeout: Timeout, place: BlockPlace, watch: RenderWatch | undefined, cannotWait: NoWaiting | undefined): Awaitable<string> {
+    watch?.refuseIfBroken(place);
     const written = cache.writeEntry(key, html, timeout);
     if (!isPromiseLike(written)) return html;
-    const watch = this.watchFor(cache, written, place, waiting);
+    const waitingWatch = this.startWaiting(cache, written, place, watch, cannotWait);
     return Promise.resolve(written).then(
       () => {
-        watch.endCacheWait();
+        waitingWatch.endCacheWait();
         return html;
       },
       (error: unknown) => {
-        watch.endCacheWait();
+        waitingWatch.endCacheWait();
         throw error;
       },
     );
   }
 
-  /** The watch a cache operation that answered with a Promise waits under; a render that cannot wait fails. */
-  private watchFor(cache: BaseCache, pending: PromiseLike<unknown>, place: BlockPlace, waiting: Waiting): RenderWatch {
-    if (waiting instanceof RenderWatch) {
-      try {
-        waiting.startCacheWait(place);
-        return waiting;
-      } catch (error) {
-        abandon(pending);
-        throw error;
+  /** The watch a cache operation that answered with a Promise waits under; a block that cannot wait fails. */
+  private startWaiting(cache: BaseCache, pending: PromiseLike<unknown>, place: BlockPlace, watch: RenderWatch | undefined, cannotWait: NoWaiting | undefined): RenderWatch {
+    try {
+      if (cannotWait !== undefined) {
+        throw new CacheTagError(`The cache tag's cache (${cache.constructor.name}) answers asynchronously, and ${cannotWait.reason}`, place);
       }
+      if (watch === undefined) throw new TypeError('fragcache: a block that may wait needs its render’s watch');
+      watch.startCacheWait(place);
+      return watch;
+    } catch (error) {
+      abandon(pending);
+      throw error;
     }
-    abandon(pending);
-    throw new CacheTagError(`The cache tag's cache (${cache.constructor.name}) answers asynchronously, and ${waiting.reason}`, place);
   }
 }
 

@@ -14,7 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import { CacheTagError, TemplateSyntaxError, type Awaitable, type CacheRegistry } from '../src/index.js';
-import { FragmentRuntime, NO_ALIAS, NoWaiting, RenderWatch, TOO_FEW_ARGUMENTS, USING_NOT_LAST, type RenderBody } from './fragment.js';
+import { FragmentRuntime, NO_ALIAS, NoWaiting, RenderWatch, TOO_FEW_ARGUMENTS, USING_NOT_LAST, type BlockPlace, type RenderBody } from './fragment.js';
 
 // The parts of Nunjucks's (untyped) parser API this tag uses.
 interface Token {
@@ -142,12 +142,14 @@ function templatesReferenced(source: string, env: RenderingEnvironment, lexer: L
 /**
  * The template whose source has `sourceId`, searched from the template Nunjucks was rendering through
  * the templates it extends and imports: Nunjucks names the rendered template in errors, also when the
- * tag stands in a layout it extends or a macro it imports. Only errors pay for the search; a template
- * not found by literal names (`{% extends layout %}`) leaves the rendered one.
+ * tag stands in a layout it extends or a macro it imports. Only errors pay for the search. When it does
+ * not find the template (`{% extends layout %}` names it by a variable), the answer says the tag is in
+ * one the rendered template extends or imports, if the rendered one was read and is not it.
  */
 function templateHolding(env: RenderingEnvironment, lexer: Lexer, rendered: string, sourceId: string): string {
   const queue: Array<[name: string, parent: string | undefined]> = [[rendered, undefined]];
   const seen = new Set<string>();
+  let renderedIsNotIt = false;
   while (queue.length > 0 && seen.size < TEMPLATES_SEARCHED) {
     const [name, parent] = queue.shift()!;
     let template: LoadedTemplate | undefined;
@@ -162,9 +164,10 @@ function templateHolding(env: RenderingEnvironment, lexer: Lexer, rendered: stri
     if (seen.has(path) || typeof template.tmplStr !== 'string') continue;
     seen.add(path);
     if (sourceIdOf(template.tmplStr) === sourceId) return path;
+    renderedIsNotIt ||= name === rendered;
     for (const referenced of templatesReferenced(template.tmplStr, env, lexer)) queue.push([referenced, path]);
   }
-  return rendered;
+  return renderedIsNotIt ? `${rendered} (in a template it extends or imports)` : rendered;
 }
 
 /** Constructs Nunjucks renders synchronously even in an asynchronous render, with their end tags. */
@@ -377,10 +380,12 @@ export class CacheExtension {
   /** The synchronous call: `run(context, name, line, mode, sourceId, timeout, alias, hasAlias, ...vary, body)`. */
   run(context: TemplateContext, name: string, line: number, mode: string, sourceId: string, timeout: unknown, alias: unknown, hasAlias: boolean, ...rest: unknown[]): unknown {
     const body = rest.pop() as AsyncBody;
-    const waiting = CANNOT_WAIT[mode]!;
+    const cannotWait = CANNOT_WAIT[mode]!;
+    // Only the asynchronous mode has watched renders (and a lookup on every hit would cost the default mode).
+    const watch = mode === 'sync' ? undefined : watchOf(context);
     let html: string;
     try {
-      html = this.runtime.render(name, timeout, hasAlias ? alias : NO_ALIAS, rest, synchronousBody(body, waiting, line), undefined, line, waiting) as string;
+      html = this.runtime.render(name, timeout, hasAlias ? alias : NO_ALIAS, rest, synchronousBody(body, cannotWait, line), undefined, line, watch, cannotWait) as string;
     } catch (error) {
       throw this.reported(error, context, sourceId);
     }
@@ -394,16 +399,21 @@ export class CacheExtension {
   runAsync(context: TemplateContext, name: string, line: number, _mode: string, sourceId: string, timeout: unknown, alias: unknown, hasAlias: boolean, ...rest: unknown[]): void {
     const done = rest.pop() as CallDone;
     const body = rest.pop() as AsyncBody;
-    const watch = context.lookup(WATCH_VARIABLE);
+    const watch = watchOf(context);
+    watch?.blockStarted(line);
     let html: Awaitable<string>;
     try {
-      html = this.runtime.render(name, timeout, hasAlias ? alias : NO_ALIAS, rest, awaitableBody(body), undefined, line, watch instanceof WatchedRender ? watch : CANNOT_WAIT.async!);
+      html = this.runtime.render(name, timeout, hasAlias ? alias : NO_ALIAS, rest, awaitableBody(body), undefined, line, watch, watch ? undefined : CANNOT_WAIT.async);
     } catch (error) {
+      watch?.blockFinished();
       return done(this.reported(error, context, sourceId));
     }
     // Straight to Nunjucks, with no frame of ours in between: in {% asyncEach %}, each item's block calls
     // the next item from here, and the stack grows by what every item adds.
-    if (typeof html === 'string') return done(null, this.markSafe(context, html));
+    if (typeof html === 'string') {
+      watch?.blockFinished();
+      return done(null, this.markSafe(context, html));
+    }
     const finish: BlockDone = (error, text) => {
       if (error) return done(this.reported(error, context, sourceId));
       // After a wait, Nunjucks runs the rest of the template inside this callback, outside its own
@@ -415,12 +425,18 @@ export class CacheExtension {
       }
     };
     // Without a watch, only the body may wait (the cache answered at once): Nunjucks's own business.
-    const output = watch instanceof WatchedRender ? watch.block(line, finish) : finish;
+    const output = watch ? watch.finishing(line, finish) : finish;
     html.then(
       (text) => output(null, text),
       (error: unknown) => output(error),
     );
   }
+}
+
+/** The watch of the render fragcache started, if it started this one. */
+function watchOf(context: TemplateContext): WatchedRender | undefined {
+  const watch = context.lookup(WATCH_VARIABLE);
+  return watch instanceof WatchedRender ? watch : undefined;
 }
 
 /** Hands a block's result to Nunjucks. */
@@ -440,9 +456,18 @@ class WatchedRender extends RenderWatch {
     super(NUNJUCKS_ADVICE);
   }
 
-  /** Starts a block; what it returns finishes it, handing Nunjucks an error instead once the render has ended. */
-  block(line: number, done: BlockDone): BlockDone {
-    this.blockStarted(line);
+  /**
+   * Nunjucks reports a render's end a turn of the event loop late (setImmediate), while a block it did
+   * not wait for may already have its cache's answer: such a block renders its body only after that
+   * turn, by which time the end is known and the body is refused.
+   */
+  override async beforeBody(place: BlockPlace): Promise<void> {
+    await new Promise((resolve) => setImmediate(resolve));
+    this.refuseIfBroken(place);
+  }
+
+  /** Finishes a block that waited: hands Nunjucks its result, or an error once the render has ended. */
+  finishing(line: number, done: BlockDone): BlockDone {
     return (error, html) => {
       this.blockFinished();
       if (!this.ended) return done(error, html);
@@ -459,6 +484,7 @@ class WatchedRender extends RenderWatch {
       // Nunjucks calls back again when a block that it did not wait for fails.
       if (this.ended) return;
       this.ended = true;
+      this.broken = true;
       if (error) return reject(error);
       if (!this.open) return resolve(html ?? '');
       this.onSettled = () => reject(this.lost ?? this.unfinished());

@@ -155,6 +155,7 @@ describe('Eta cache tag', function () {
       ['<% cache 60 n using="default" it.x %>x<% endcache %>', "'cache' tag accepts using= only as its last argument."],
       ['<% cache 60 n %>never closed', "Unclosed tag on line 2: 'cache'. Looking for one of: endcache."],
       ['x<% endcache %>', "Invalid block tag on line 2: 'endcache'."],
+      ['<% cache 60 n it.a + 1 %>x<% endcache %>', "'cache' tag argument '+' is not a JavaScript expression: put an expression with spaces in parentheses, such as (it.page + 1)"],
     ];
     for (const [source, reason] of cases) {
       it(reason, async function () {
@@ -267,6 +268,24 @@ describe('Eta cache tag', function () {
       const error = await rejectionOf(s.eta.renderAsync('page', s.data({ items })));
       expect(error.message).to.include(`${join(s.views, 'page.eta')}:1: Another cache block of this render is waiting for its cache at the same time`);
       expect(error.message).to.include('loop with for…of instead');
+    });
+
+    it('fail the render without an unhandled rejection (which crashes Node) when a block in an async callback fails', async function () {
+      const unhandled: unknown[] = [];
+      const listener = (reason: unknown) => unhandled.push(reason);
+      process.on('unhandledRejection', listener);
+      try {
+        const page = 'x\n<% it.items.forEach(async (i) => { %><% cache it.t row i %>(<%= i %>)<% endcache %><% }) %>.';
+        const failing = site({ 'page.eta': page });
+        expect(thrownBy(() => failing.eta.render('page', failing.data({ items, t: 'bad' }))).message).to.include('page.eta:2: "cache" tag got a non-integer timeout value');
+        expect((await rejectionOf(failing.eta.renderAsync('page', failing.data({ items, t: 'bad' })))).message).to.include('page.eta:2: "cache" tag got a non-integer timeout value');
+        const refused = site({ 'page.eta': page }, { config: asyncConfig() });
+        expect(thrownBy(() => refused.eta.render('page', refused.data({ items, t: 60 }))).message).to.include('page.eta:2:');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        expect(unhandled).to.deep.equal([]);
+      } finally {
+        process.off('unhandledRejection', listener);
+      }
     });
 
     it('fail when a callback swallows a block\'s error, even in a synchronous render', async function () {

@@ -6,6 +6,7 @@ import { CacheRegistry, TemplateSyntaxError, invalidateFragment, makeTemplateFra
 import { CacheExtension, expressViews, renderAsync, renderStringAsync } from 'fragcache/nunjucks';
 import { AsyncMemoryCache } from './fixtures/async-memory-cache.js';
 import { rejectionOf, separateCopyOf, sleep, thrownBy, unique } from './helpers.js';
+import { redisServers } from './servers.js';
 
 type Templates = Record<string, string>;
 
@@ -277,13 +278,13 @@ describe('Nunjucks cache tag', function () {
         'macros.njk': '\n{% macro m() %}{% cache t mac %}m{% endcache %}{% endmacro %}',
         'dynamic.njk': '{% extends which %}',
       });
-      const at = (name: string, context: object) => thrownBy(() => s.render(name, { t: 'fail', ...context })).message.match(/(\S+\.njk:\d+): "cache" tag/)?.[1];
+      const at = (name: string, context: object) => thrownBy(() => s.render(name, { t: 'fail', ...context })).message.match(/(\S+\.njk(?: \([^)]*\))?:\d+): "cache" tag/)?.[1];
       expect(at('base.njk', {})).to.equal('base.njk:4');
       expect(at('page.njk', {})).to.equal('base.njk:4');
       expect(at('layout.njk', {})).to.equal('base.njk:4');
       expect(at('import.njk', {})).to.equal('macros.njk:2');
-      // The layout is not named literally: the error names the rendered template, as Nunjucks's own errors do.
-      expect(at('dynamic.njk', { which: 'base.njk' })).to.equal('dynamic.njk:4');
+      // A layout named by a variable cannot be found: the error says the tag is in one the page extends.
+      expect(at('dynamic.njk', { which: 'base.njk' })).to.equal('dynamic.njk (in a template it extends or imports):4');
       const headless = site({
         'page.njk': '{% extends "layout.njk" %}{% block content %}\n{% cache t child %}c{% endcache %}{% endblock %}',
         'layout.njk': '{% block content %}{% endblock %}{% block foot %}\n\n{% cache t foot %}f{% endcache %}{% endblock %}',
@@ -464,6 +465,39 @@ describe('Nunjucks cache tag', function () {
             const error = await rejectionOf(s.renderAsync('page.njk'));
             expect(error.message).to.include(`${place}: ${reason}`);
             expect(error.message).to.include('loop with {% asyncEach %} … {% endeach %} and test with {% ifAsync %}');
+          }
+        });
+      }
+
+      for (const [cacheName, config] of [
+        ['an asynchronous cache', asyncConfig],
+        ['Redis', async (): Promise<CacheConfig> => ({ default: { backend: 'redis', location: (await redisServers()).url, keyPrefix: unique('broken') } })],
+      ] as const) {
+        it(`stores nothing a broken render got wrong, so the corrected page renders right (${cacheName})`, async function () {
+          this.timeout(30_000);
+          const item = '{% cache 300 item item.id %}<li>{{ item.name }}</li>{% endcache %}';
+          const items = [{ id: 1, name: 'one' }, { id: 2, name: 'two' }, { id: 3, name: 'three' }];
+          const broken = (loop: string) => `{% cache 300 side %}<ul>${loop}</ul>{% endcache %}`;
+          const s = site(
+            {
+              'page.njk': broken('{% for item in items %}{% include "item.njk" %}{% endfor %}'),
+              'one.njk': broken('{% for item in items.slice(0, 1) %}{% include "item.njk" %}{% endfor %}'),
+              'fixed.njk': broken('{% asyncEach item in items %}{% include "item.njk" %}{% endeach %}'),
+              'item.njk': item,
+            },
+            { async: true, config: await config() },
+          );
+          try {
+            for (const page of ['page.njk', 'one.njk']) await rejectionOf(s.renderAsync(page, { items }));
+            const cache = s.caches.default;
+            const stored = await cache.getMany([makeTemplateFragmentKey('side'), ...items.map((it) => makeTemplateFragmentKey('item', [it.id]))]);
+            for (const [key, html] of Object.entries(stored)) {
+              const id = items.find((it) => makeTemplateFragmentKey('item', [it.id]) === key);
+              expect(html, key).to.equal(id ? `<li>${id.name}</li>` : undefined);
+            }
+            expect(await s.renderAsync('fixed.njk', { items })).to.equal('<ul><li>one</li><li>two</li><li>three</li></ul>');
+          } finally {
+            await s.caches.close();
           }
         });
       }
