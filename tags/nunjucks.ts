@@ -494,7 +494,8 @@ class WatchedRender extends RenderWatch {
 
 /**
  * Adapts a compiled asynchronous body to the runtime: its HTML directly when it finished at once (so a
- * miss on a synchronous cache stays synchronous), else a Promise.
+ * miss on a synchronous cache stays synchronous), else a Promise. The first result counts: a body whose
+ * loop did not wait for an include reports that include's error, then its own end.
  */
 function awaitableBody(body: AsyncBody): RenderBody {
   return () => {
@@ -509,6 +510,7 @@ function awaitableBody(body: AsyncBody): RenderBody {
         else resolve(text);
         return;
       }
+      if (settled) return;
       settled = true;
       failure = error;
       html = text;

@@ -5,8 +5,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, extname } from 'node:path';
-import type { CacheRegistry } from 'fragcache';
-import { CACHE_KINDS, RENDER_MODES, applies, checkCase, registryOf, type Case, type RenderMode } from './differential.js';
+import { CACHE_KINDS, RENDER_MODES, applies, checkCase, registryOf, type Case, type OracleCaches, type RenderMode } from './differential.js';
 
 const inLoop = 'Another cache block of this render is waiting for its cache at the same time';
 const unfinished = 'The render finished while this cache block was still waiting';
@@ -50,6 +49,12 @@ const nunjucksCases: readonly CaseOf[] = [
     title: 'include inside a loop',
     templates: { page: '{% for i in items %}[{% include "row.njk" %}]{% endfor %}', row },
     fragments: [['row', [1]], ['row', [2]]],
+    whenWaiting: { at: 'row:2', says: inLoop },
+  },
+  {
+    title: 'a block around a loop of includes',
+    templates: { page: '{% cache 60 side %}<ul>{% for i in items %}{% include "row.njk" %}{% endfor %}</ul>{{ tick() }}{% endcache %}', row },
+    fragments: [['side', []], ['row', [1]], ['row', [2]]],
     whenWaiting: { at: 'row:2', says: inLoop },
   },
   {
@@ -309,7 +314,7 @@ describe('Differential rendering: a cached page is the uncached page', function 
 
   describe("the demo site's pages, on locmem and an asynchronous cache", function () {
     for (const kind of CACHE_KINDS.filter((candidate) => candidate.name === 'locmem' || candidate.name === 'async memory')) {
-      let caches: CacheRegistry;
+      let caches: OracleCaches;
       before(async function () {
         caches = await registryOf(kind);
       });
@@ -328,7 +333,7 @@ describe('Differential rendering: a cached page is the uncached page', function 
 
   for (const kind of CACHE_KINDS) {
     describe(`on ${kind.name}`, function () {
-      let caches: CacheRegistry;
+      let caches: OracleCaches;
       before(async function () {
         caches = await registryOf(kind);
       });

@@ -8,8 +8,7 @@
  * path, and FRAGCACHE_GENERATED_SEED replays a seed.
  */
 import fc from 'fast-check';
-import type { CacheRegistry } from 'fragcache';
-import { CACHE_KINDS, RENDER_MODES, applies, checkCase, registryOf, type Case, type Engine, type Expectation, type Fragment, type RenderMode, type Templates } from './differential.js';
+import { CACHE_KINDS, RENDER_MODES, applies, checkCase, registryOf, type Case, type Engine, type Expectation, type Fragment, type OracleCaches, type RenderMode, type Templates } from './differential.js';
 
 type Node =
   | { readonly kind: 'text'; readonly text: string }
@@ -190,7 +189,7 @@ const KINDS = CACHE_KINDS.filter((kind) => ['locmem', 'dummy', 'async memory', '
 
 describe('Generated templates: a cached page is the uncached page', function () {
   this.timeout(0);
-  const registries = new Map<string, CacheRegistry>();
+  const registries = new Map<string, OracleCaches>();
 
   before(async function () {
     for (const kind of KINDS) registries.set(kind.name, await registryOf(kind));
