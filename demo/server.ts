@@ -27,7 +27,7 @@ const countSidebarRender = () => {
 
 const env = new nunjucks.Environment(new nunjucks.FileSystemLoader(`${templates}nunjucks`), { autoescape: true });
 env.addExtension('CacheExtension', new CacheExtension());
-const eta = new Eta({ views: `${templates}eta`, plugins: [cachePlugin()] });
+const eta = new Eta({ views: `${templates}eta`, cache: true, plugins: [cachePlugin()] });
 
 const app = express();
 app.use(express.urlencoded({ extended: false }));

@@ -8,15 +8,16 @@
  * `renderStringAsync` with every cache.
  *
  * Eta tells plugins the render mode only through the code it generates, so `processAST` writes each
- * block with placeholders and `processFnString` fills them in: in an asynchronous render, a block waits
- * with `await` where the template's own code allows it, and reads Eta's output buffer only once its HTML
- * is there (the body's `capture` swaps that buffer while it runs).
+ * block with placeholders and `processFnString` fills them in. A block may wait for its cache only where
+ * the template's own code runs in order: in an asynchronous render, and not inside one of the
+ * template's own functions (a callback given to forEach or map runs beside the rest of the template, and
+ * Eta's output buffer cannot take two writers at once). Where the block stands is found by compiling.
  */
 import type { EtaConfig } from 'eta';
 import { TemplateSyntaxError, type Awaitable, type CacheRegistry } from '../src/index.js';
-import { FragmentRuntime, NO_ALIAS, NoWaiting, RenderWatch, TOO_FEW_ARGUMENTS, USING_NOT_LAST, displayValue, type RenderBody } from './fragment.js';
+import { FragmentRuntime, NO_ALIAS, NoWaiting, RenderWatch, TOO_FEW_ARGUMENTS, USING_NOT_LAST, displayValue, unclosedTag, type RenderBody } from './fragment.js';
 
-type AstItem = string | { t: string; val: string };
+type AstItem = string | { t: string; val: string; lineNo?: number };
 
 /** What compiled templates pass for the template being rendered (Eta's render options). */
 interface RenderOptions {
@@ -29,21 +30,36 @@ const CLOSING = 'endcache';
 const PLUGIN_VARIABLE = '__fragcache';
 const HTML_VARIABLE = '__fragcacheHtml';
 const WATCH_VARIABLE = '__fragcacheWatch';
+const LAYOUT_VARIABLE = '__fragcacheLayout';
 
 /** The placeholder of one part of block `index`, which `processFnString` replaces. */
-const placeholder = (part: 'body' | 'cannotWait' | 'settle' | 'failed', index: number) => `/*fragcache:${part}:${index}*/`;
+const placeholder = (part: 'body' | 'bodyEnd' | 'cannotWait' | 'settle' | 'failed', index: number) => `/*fragcache:${part}:${index}*/`;
+
+// What Eta generates at the end of every template function, in an asynchronous or a synchronous render.
+const ASYNCHRONOUS_LAYOUT = '\n  __eta.res = await includeAsync (__eta.layout';
+const SYNCHRONOUS_LAYOUT = '\n  __eta.res = include (__eta.layout';
+const RETURN = '\nreturn __eta.res;\n';
 
 const SYNCHRONOUS_RENDER = new NoWaiting(
   'this render is synchronous: render with eta.renderAsync() or eta.renderStringAsync(), and include partials with await includeAsync()',
 );
-const INSIDE_CALLBACK = new NoWaiting(
-  'the block is inside a function that is not async (a callback such as forEach or map, or block()), where an asynchronous render cannot wait: ' +
-    'loop with for…of instead of a callback, or use blockAsync(name, async () => …)',
+const INSIDE_FUNCTION = new NoWaiting(
+  "the block is inside a function of the template's own (a callback given to forEach or map, async or not, block() or blockAsync()), " +
+    'which runs beside the rest of the template, so a block that waited there could print out of order or be lost: ' +
+    'loop with for…of instead, or give the block a cache that answers at once (using="…")',
 );
 const ETA_ADVICE = {
-  overlapping: 'callbacks rendered blocks at the same time (async functions given to forEach, or to map for Promise.all): loop with for…of instead',
-  unfinished: 'it is inside a callback the template does not wait for (an async function given to forEach): loop with for…of instead',
+  overlapping: 'loop with for…of instead of callbacks',
+  unfinished: 'loop with for…of instead of callbacks',
 };
+const LAYOUT_IN_BODY =
+  'layout() inside a cache block would choose the layout only when the block renders, not on a hit: call it outside the block';
+/** What a body's own function returns when it reaches its end (see `capturedBody`). */
+const FINISHED = Symbol('fragcache: the body reached its end');
+const RETURN_IN_BODY =
+  "return inside a cache block's body would leave only the body, not the function around the block, and on a hit the body does not run: test before the block instead";
+const LEAVING_LOOP =
+  "continue or break inside a cache block's body cannot reach a loop outside the block, because the body renders on its own (and not at all on a hit): test before the block instead";
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -53,12 +69,12 @@ function escapeRegExp(text: string): string {
  * The line of every `cache`/`endcache` tag, in order. Eta's parse tree has no positions, so they are
  * read from the source before parsing; the n-th tag found here is the n-th in the tree.
  */
-function tagLines(source: string, openingDelimiter: string): number[] {
-  const opening = new RegExp(`${escapeRegExp(openingDelimiter)}[-_]?\\s*(?:end)?cache(?![\\w$])`, 'g');
+function tagLines(source: string, [opening, closing]: readonly [string, string]): number[] {
+  const tag = new RegExp(`${escapeRegExp(opening)}[-_]?\\s*(?:end)?cache(?=\\s|[-_]?${escapeRegExp(closing)})`, 'g');
   const lines: number[] = [];
   let line = 1;
   let counted = 0;
-  for (const match of source.matchAll(opening)) {
+  for (const match of source.matchAll(tag)) {
     for (let i = counted; i < match.index; i++) if (source.charCodeAt(i) === 10) line++;
     counted = match.index;
     lines.push(line);
@@ -97,55 +113,68 @@ function unquoted(name: string): string {
   return (quote === '"' || quote === "'") && name.length > 1 && name.endsWith(quote) ? name.slice(1, -1) : name;
 }
 
-/**
- * `text` as a parenthesised expression. An argument that is not an expression (usually one with spaces
- * that were not put in parentheses, split into pieces) is a syntax error naming it, rather than
- * compiled code Eta cannot parse.
- */
-function expression(text: string, line: number | undefined): string {
-  if (!compiles(AsyncFunction, `return (${text});`, { varName: 'it' })) {
-    throw new TemplateSyntaxError(
-      `'cache' tag argument ${displayValue(text)} is not a JavaScript expression: put an expression with spaces in parentheses, such as (it.page + 1)`,
-      { line },
-    );
-  }
-  return `(${text})`;
+/** A block's tag, split into the JavaScript expressions it passes (TIMEOUT, VARY…, ALIAS) and its literal NAME. */
+interface BlockArguments {
+  readonly name: string;
+  readonly timeout: string;
+  readonly vary: readonly string[];
+  readonly alias: string | undefined;
 }
 
-/** The code that opens block `index`; the matching `endcache` closes the body function and the call. */
-function openingCode(argumentText: string, index: number, line: number | undefined): string {
+function blockArguments(argumentText: string, line: number | undefined): BlockArguments {
   const args = splitArguments(argumentText);
   if (args.length < 2) throw new TemplateSyntaxError(TOO_FEW_ARGUMENTS, { line });
-  const [timeoutText, name, ...rest] = args as [string, string, ...string[]];
-  const timeout = expression(timeoutText, line);
-  let alias = `${PLUGIN_VARIABLE}.noAlias`;
-  const usingIndex = rest.findIndex((arg) => arg.startsWith('using='));
-  if (usingIndex !== -1) {
-    if (usingIndex !== rest.length - 1) throw new TemplateSyntaxError(USING_NOT_LAST, { line });
-    alias = expression(rest.pop()!.slice('using='.length), line);
-  }
-  const vary = rest.map((text) => expression(text, line)).join(', ');
-  return `{${WATCH_VARIABLE}.blockStarted(${line ?? 'undefined'});let ${HTML_VARIABLE};try {${HTML_VARIABLE}=${PLUGIN_VARIABLE}.render(${JSON.stringify(unquoted(name))}, ${timeout}, ${alias}, [${vary}], () => ${placeholder('body', index)}`;
+  const [timeout, name, ...vary] = args as [string, string, ...string[]];
+  const usingIndex = vary.findIndex((arg) => arg.startsWith('using='));
+  if (usingIndex === -1) return { name: unquoted(name), timeout, vary, alias: undefined };
+  if (usingIndex !== vary.length - 1) throw new TemplateSyntaxError(USING_NOT_LAST, { line });
+  return { name: unquoted(name), timeout, vary: vary.slice(0, -1), alias: vary.at(-1)!.slice('using='.length) };
+}
+
+/** The code that opens block `index`; the matching `endcache` closes the body and the call. */
+function openingCode(args: BlockArguments, index: number, line: number | undefined): string {
+  const alias = args.alias === undefined ? `${PLUGIN_VARIABLE}.noAlias` : `(${args.alias})`;
+  const vary = args.vary.map((expression) => `(${expression})`).join(', ');
+  return (
+    `{${WATCH_VARIABLE}.blockStarted(${line ?? 'undefined'});const ${LAYOUT_VARIABLE}=__eta.layout;let ${HTML_VARIABLE};` +
+    `try {${HTML_VARIABLE}=${PLUGIN_VARIABLE}.render(${JSON.stringify(args.name)}, (${args.timeout}), ${alias}, [${vary}], () => ${placeholder('body', index)}`
+  );
 }
 
 function closingCode(index: number, line: number | undefined): string {
+  const lineCode = line ?? 'undefined';
   return (
-    `}), ${line ?? 'undefined'}, options, ${WATCH_VARIABLE}, ${placeholder('cannotWait', index)});${placeholder('settle', index)}} ` +
+    `${placeholder('bodyEnd', index)}, ${lineCode}, options, ${WATCH_VARIABLE}, ${placeholder('cannotWait', index)});${placeholder('settle', index)}` +
+    `if (__eta.layout !== ${LAYOUT_VARIABLE}) throw ${PLUGIN_VARIABLE}.layoutInBody(${lineCode}, options);} ` +
     `catch (error) { ${placeholder('failed', index)} }` +
     `if (${HTML_VARIABLE} !== undefined) { __eta.res+=${HTML_VARIABLE};${WATCH_VARIABLE}.blockFinished(); }}`
   );
 }
 
+/** The code written before a body, and after it. */
+type Wrapper = readonly [start: string, end: string];
+
 /** How one block is written once the render mode is known. */
 interface BlockCode {
-  /** Why the block cannot wait, or `undefined` when it may. */
+  /** The code of why the block cannot wait (a NoWaiting), or `undefined` when it may. */
   readonly cannotWait: string;
   /** The statement that awaits the block's HTML before it is added to the output, if it may wait. */
   readonly settle: string;
   /** What the block does with its error. */
   readonly failed: string;
-  /** How the body is written, when not by what it awaits (see `writeBlocks`): the probes' choice. */
-  readonly body?: string;
+  /** How the body is captured. */
+  readonly body: Wrapper;
+}
+
+/**
+ * A body captured as the function the runtime calls on a miss. The template's code runs in a function
+ * of its own inside it, which must reach its end: a `return` there would leave only the body, not the
+ * function around the block as it does without the cache (and on a hit the body does not run at all).
+ */
+function capturedBody(asynchronous: boolean, line: number | undefined): Wrapper {
+  const finished = `${PLUGIN_VARIABLE}.finished`;
+  const end = `\nreturn ${finished};})() !== ${finished}) throw ${PLUGIN_VARIABLE}.returnInBody(${line ?? 'undefined'}, options);})`;
+  return asynchronous ? ['captureAsync(async () => {if (await (async () => {', end] : ['capture(() => {if ((() => {', end];
 }
 
 /** A block throws its error: the render stops, and no block around it stores anything. */
@@ -153,32 +182,43 @@ const THROWS = `throw ${WATCH_VARIABLE}.blockFailed(error);`;
 /**
  * A block inside one of the template's own functions keeps its error for the end of the render and
  * leaves its output out: thrown there, it could reject a promise nobody handles (an `async` callback
- * given to forEach), which crashes the process.
+ * given to forEach), which stops Node.
  */
 const KEEPS = `${WATCH_VARIABLE}.blockFailed(error);`;
 
-const SYNCHRONOUS_BLOCK: BlockCode = { cannotWait: `${PLUGIN_VARIABLE}.synchronousRender`, settle: '', failed: THROWS };
+/** A block of the template's real code, but for its body: how it waits, and what it does with its error. */
+type BlockKind = Omit<BlockCode, 'body'>;
+
+const SYNCHRONOUS_BLOCK: BlockKind = { cannotWait: `${PLUGIN_VARIABLE}.synchronousRender`, settle: '', failed: THROWS };
 /** A block that may wait: it awaits a Promise, and only a Promise. */
-const WAITING_BLOCK: BlockCode = {
+const WAITING_BLOCK: BlockKind = {
   cannotWait: 'undefined',
   settle: `if (typeof ${HTML_VARIABLE} !== 'string') ${HTML_VARIABLE} = await ${HTML_VARIABLE};`,
   failed: THROWS,
 };
-const CALLBACK_BLOCK: BlockCode = { cannotWait: `${PLUGIN_VARIABLE}.insideCallback`, settle: '', failed: KEEPS };
+const INSIDE_FUNCTION_BLOCK: BlockKind = { cannotWait: `${PLUGIN_VARIABLE}.insideFunction`, settle: '', failed: KEEPS };
+
+/** Probes compile a body as a plain function, or as none at all (its code then stands in the block's place). */
+const PROBED_BODY: Wrapper = ['captureAsync(async () => {', '})'];
+const INLINE_BODY: Wrapper = ["'');{", "}void(''"];
 
 /**
- * Writes every block of `code` as `blockCode` says. A body is rendered with Eta's `captureAsync` only
- * when its code awaits something (a block inside it that may wait, or the template's own `await`), so a
- * miss that has nothing to wait for stays synchronous. Blocks are written innermost first, so that an
- * outer body sees what its inner blocks became.
+ * The probe of where a block stands, with `yield 0`, which compiles only directly in a generator
+ * (elsewhere `yield` is a plain name, and `yield 0` two expressions in a row): the template and the
+ * bodies of the blocks are compiled as generators, so the probe compiles unless one of the template's
+ * own functions encloses the block.
  */
-function writeBlocks(code: string, closingOrder: readonly number[], blockCode: (index: number) => BlockCode): string {
+function topLevelProbe(asynchronous: boolean, probed: boolean): BlockCode {
+  return { cannotWait: 'undefined', settle: probed ? 'yield 0;' : '', failed: THROWS, body: [asynchronous ? 'captureAsync(async function* () {' : 'capture(function* () {', '})'] };
+}
+
+/** Writes every block of `code` as `blockCode` says, innermost first (each body then holds its final code). */
+function writeBlocks(code: string, closingOrder: readonly number[], blockCode: (index: number, body: string) => BlockCode): string {
   for (const index of closingOrder) {
-    const { cannotWait, settle, failed, body } = blockCode(index);
-    const bodyCode = code.slice(code.indexOf(placeholder('body', index)), code.indexOf(placeholder('cannotWait', index)));
-    const capture = body ?? (/\bawait\b/.test(bodyCode) ? 'captureAsync(async () => {' : 'capture(() => {');
+    const { cannotWait, settle, failed, body } = blockCode(index, code.slice(code.indexOf(placeholder('body', index)), code.indexOf(placeholder('bodyEnd', index))));
     code = code
-      .replace(placeholder('body', index), capture)
+      .replace(placeholder('body', index), body[0])
+      .replace(placeholder('bodyEnd', index), body[1])
       .replace(placeholder('cannotWait', index), cannotWait)
       .replace(placeholder('settle', index), settle)
       .replace(placeholder('failed', index), failed);
@@ -192,9 +232,9 @@ const GeneratorFunction = function* () {}.constructor as FunctionConstructor;
 const AsyncGeneratorFunction = async function* () {}.constructor as FunctionConstructor;
 
 /** Whether `code` compiles as the body of a template function made by `constructor`. */
-function compiles(constructor: FunctionConstructor, code: string, config: Pick<EtaConfig, 'varName'>): boolean {
+function compiles(constructor: FunctionConstructor, code: string, varName: string): boolean {
   try {
-    new constructor(config.varName, 'options', code);
+    new constructor(varName, 'options', code);
     return true;
   } catch (error) {
     if (error instanceof SyntaxError) return false;
@@ -202,29 +242,25 @@ function compiles(constructor: FunctionConstructor, code: string, config: Pick<E
   }
 }
 
-/**
- * Probes where a block stands with `yield 0`, which compiles only directly in a generator (elsewhere
- * `yield` is a plain name, and `yield 0` two expressions in a row): the template is compiled as a
- * generator and so are the bodies of the blocks, so the probe compiles unless one of the template's own
- * functions (a callback) encloses the block.
- */
-function topLevelProbe(asynchronous: boolean, probed: boolean): BlockCode {
-  const body = asynchronous ? 'captureAsync(async function* () {' : 'capture(function* () {';
-  return { cannotWait: 'undefined', settle: probed ? 'yield 0;' : '', failed: THROWS, body };
+/** What a template's parse found, for `processFnString`. */
+interface ParsedBlocks {
+  readonly lines: ReadonlyArray<number | undefined>;
+  /** The block whose body holds each block, if any; a block's enclosing block comes first. */
+  readonly parents: ReadonlyArray<number | undefined>;
+  readonly closingOrder: readonly number[];
+  readonly args: readonly BlockArguments[];
 }
 
 /** The Eta plugin; create it with `cachePlugin()`. Compiled templates call its `render` method. */
 export class EtaCachePlugin {
   readonly noAlias = NO_ALIAS;
   readonly synchronousRender = SYNCHRONOUS_RENDER;
-  readonly insideCallback = INSIDE_CALLBACK;
+  readonly insideFunction = INSIDE_FUNCTION;
+  readonly finished = FINISHED;
   private readonly runtime: FragmentRuntime;
   // What the parse of the template being compiled found, for processFnString (Eta compiles synchronously).
-  private lines: number[] = [];
-  private blockLines: Array<number | undefined> = [];
-  /** The block whose body holds each block, if any. */
-  private blockParents: Array<number | undefined> = [];
-  private closingOrder: number[] = [];
+  private tagLineNumbers: number[] = [];
+  private parsed: ParsedBlocks = { lines: [], parents: [], closingOrder: [], args: [] };
 
   constructor(caches?: CacheRegistry) {
     this.runtime = new FragmentRuntime(caches);
@@ -232,19 +268,20 @@ export class EtaCachePlugin {
 
   // Eta always passes its config; the signatures say optional because Eta's plugin type does.
   processTemplate(source: string, config?: EtaConfig): string {
-    this.lines = tagLines(source, config?.tags[0] ?? '<%');
+    this.tagLineNumbers = tagLines(source, config?.tags ?? ['<%', '%>']);
     return source;
   }
 
   /** Replaces the tags with code; a malformed block makes the whole template throw when rendered. */
   processAST(buffer: AstItem[]): AstItem[] {
-    const lines = this.lines;
     let tagIndex = 0;
     const open: number[] = [];
-    const blockLines: Array<number | undefined> = [];
-    const blockParents: Array<number | undefined> = [];
+    const lines: Array<number | undefined> = [];
+    const parents: Array<number | undefined> = [];
     const closingOrder: number[] = [];
+    const args: BlockArguments[] = [];
     const result: AstItem[] = [];
+    this.parsed = { lines, parents, closingOrder, args };
     try {
       for (const item of buffer) {
         if (typeof item === 'string' || item.t !== 'e') {
@@ -253,94 +290,126 @@ export class EtaCachePlugin {
         }
         const code = item.val.trim();
         if (OPENING.test(code)) {
-          const line = lines[tagIndex++];
-          const index = blockLines.push(line) - 1;
-          blockParents.push(open.at(-1));
+          const line = this.tagLineNumbers[tagIndex++];
+          const index = lines.push(line) - 1;
+          parents.push(open.at(-1));
           open.push(index);
-          result.push({ t: 'e', val: openingCode(code.slice('cache'.length), index, line) });
+          args.push(blockArguments(code.slice('cache'.length), line));
+          result.push({ ...item, val: openingCode(args[index]!, index, line) });
         } else if (code === CLOSING) {
-          const line = lines[tagIndex++];
+          const line = this.tagLineNumbers[tagIndex++];
           const index = open.pop();
           if (index === undefined) throw new TemplateSyntaxError(`Invalid block tag on line ${line ?? '?'}: 'endcache'.`, { line });
           closingOrder.push(index);
-          result.push({ t: 'e', val: closingCode(index, blockLines[index]) });
+          result.push({ ...item, val: closingCode(index, lines[index]) });
         } else {
           result.push(item);
         }
       }
       if (open.length > 0) {
-        const line = blockLines[open.pop()!];
-        throw new TemplateSyntaxError(`Unclosed tag on line ${line ?? '?'}: 'cache'. Looking for one of: endcache.`, { line });
+        const line = lines[open.pop()!];
+        throw new TemplateSyntaxError(unclosedTag(line), { line });
       }
     } catch (error) {
       if (!(error instanceof TemplateSyntaxError)) throw error;
-      this.blockLines = [];
-      this.blockParents = [];
-      this.closingOrder = [];
-      // Eta parses without knowing the template's name; throwing from the compiled code names it.
-      return [{ t: 'e', val: `throw ${PLUGIN_VARIABLE}.located(${JSON.stringify(error.reason)}, ${error.line ?? 'undefined'}, options);` }];
+      this.parsed = { lines: [], parents: [], closingOrder: [], args: [] };
+      return [{ t: 'e', val: throwing(error.reason, error.line) }];
     }
-    this.blockLines = blockLines;
-    this.blockParents = blockParents;
-    this.closingOrder = closingOrder;
     return result;
   }
 
-  /**
-   * Fills in what depends on the render mode, which Eta tells plugins only through the code it
-   * generates: an asynchronous template awaits its layout with `await includeAsync`.
-   */
+  /** Fills in what depends on the render mode (see the module's comment). */
   processFnString(code: string, config?: EtaConfig): string {
     if (!code.includes(PLUGIN_VARIABLE)) return code;
     const index = config?.plugins.indexOf(this) ?? -1;
     if (config === undefined || index === -1) throw new Error('fragcache: the Eta cache plugin must be listed in the Eta config it compiles with');
-    const watched = `const ${PLUGIN_VARIABLE} = this.config.plugins[${index}];\nconst ${WATCH_VARIABLE} = ${PLUGIN_VARIABLE}.watch(options);\n${this.finishing(code)}`;
-    const asynchronous = code.includes('await includeAsync (__eta.layout');
-    const topLevel = this.blocksAtTopLevel(watched, config, asynchronous);
-    if (!asynchronous) return writeBlocks(watched, this.closingOrder, (block) => (topLevel[block] ? SYNCHRONOUS_BLOCK : { ...SYNCHRONOUS_BLOCK, failed: KEEPS }));
-    const canWait = topLevel.every(Boolean) ? topLevel : this.blocksThatCanWait(watched, config);
-    return writeBlocks(watched, this.closingOrder, (block) =>
-      topLevel[block] ? WAITING_BLOCK : canWait[block] ? { ...WAITING_BLOCK, failed: KEEPS } : CALLBACK_BLOCK,
-    );
-  }
-
-  /** `code` with the render's final return checking that every block it started has finished. */
-  private finishing(code: string): string {
-    const end = code.lastIndexOf('return __eta.res;');
-    return `${code.slice(0, end)}if (${WATCH_VARIABLE}.open) throw ${WATCH_VARIABLE}.unfinished();\n${code.slice(end)}`;
-  }
-
-  /**
-   * The answer of `probe(block)` for every block, found by compiling, which is the only sure way to read
-   * JavaScript: once for all blocks when they all pass, else block by block. When the template's own code
-   * does not compile, every block passes and Eta reports the error.
-   */
-  private probeBlocks(passes: (code: string) => boolean, code: string, probe: (block: number, probed: boolean) => BlockCode): boolean[] {
-    const count = this.blockLines.length;
-    if (passes(writeBlocks(code, this.closingOrder, (block) => probe(block, true)))) return new Array<boolean>(count).fill(true);
-    if (!passes(writeBlocks(code, this.closingOrder, (block) => probe(block, false)))) return new Array<boolean>(count).fill(true);
-    const results: boolean[] = [];
-    // A block's enclosing block comes first (it opens first), and a block passes only if that one did.
-    for (let block = 0; block < count; block++) {
-      const parent = this.blockParents[block];
-      results.push((parent === undefined || results[parent]!) && passes(writeBlocks(code, this.closingOrder, (other) => probe(other, other === block))));
+    const end = code.lastIndexOf(RETURN);
+    const asynchronous = code.includes(ASYNCHRONOUS_LAYOUT);
+    if (end === -1 || (!asynchronous && !code.includes(SYNCHRONOUS_LAYOUT))) {
+      throw new Error('fragcache: this version of Eta compiles templates in a way the cache plugin does not know; it needs Eta 4.6 or later');
     }
-    return results;
-  }
-
-  /** Which blocks no function of the template's own encloses (see `topLevelProbe`). */
-  private blocksAtTopLevel(code: string, config: EtaConfig, asynchronous: boolean): boolean[] {
-    const generator = asynchronous ? AsyncGeneratorFunction : GeneratorFunction;
-    return this.probeBlocks((candidate) => compiles(generator, candidate, config), code, (_, probed) => topLevelProbe(asynchronous, probed));
+    const header = `const ${PLUGIN_VARIABLE} = this.config.plugins[${index}];\n`;
+    const watched =
+      `${header}const ${WATCH_VARIABLE} = ${PLUGIN_VARIABLE}.watch(options);\n` +
+      `${code.slice(0, end)}\nif (${WATCH_VARIABLE}.open || ${WATCH_VARIABLE}.failed) throw ${WATCH_VARIABLE}.unfinished();${code.slice(end)}`;
+    const constructor = asynchronous ? AsyncFunction : Function;
+    const { lines, closingOrder } = this.parsed;
+    const topLevel = this.blocksAtTopLevel(watched, config.varName, asynchronous);
+    if (topLevel === undefined) {
+      const bad = this.badArgument(config.varName) ?? this.bodyLeavingLoop(watched, constructor, config.varName);
+      if (bad !== undefined) return header + bad;
+      // The template's own error: Eta reports it on the code as it would run.
+      return writeBlocks(watched, closingOrder, (block) => ({ ...(asynchronous ? WAITING_BLOCK : SYNCHRONOUS_BLOCK), body: capturedBody(false, lines[block]) }));
+    }
+    return writeBlocks(watched, closingOrder, (block, body) => {
+      const line = lines[block];
+      if (!topLevel[block]) {
+        // A body that awaits must be captured asynchronously to compile; the runtime then refuses it on a miss.
+        const awaits = /\bawait\b/.test(body) && this.bodyAwaits(watched, block, constructor, config.varName);
+        return { ...INSIDE_FUNCTION_BLOCK, body: capturedBody(awaits, line) };
+      }
+      if (!asynchronous) return { ...SYNCHRONOUS_BLOCK, body: capturedBody(false, line) };
+      // A body that may await is captured asynchronously; one that surely does not stays synchronous.
+      return { ...WAITING_BLOCK, body: capturedBody(/\bawait\b/.test(body), line) };
+    });
   }
 
   /**
-   * Which blocks of an asynchronous render stand where the template's own code allows `await`: not
-   * inside a callback that is not async (`forEach(i => …)`, Eta's `block()`), and not inside the body of a
-   * block that cannot wait (that body must render synchronously).
+   * Which blocks no function of the template's own encloses (see `topLevelProbe`): once for all blocks
+   * when they all are, else block by block. Undefined when the template's code does not compile at all.
    */
-  private blocksThatCanWait(code: string, config: EtaConfig): boolean[] {
-    return this.probeBlocks((candidate) => compiles(AsyncFunction, candidate, config), code, (_, probed) => (probed ? WAITING_BLOCK : CALLBACK_BLOCK));
+  private blocksAtTopLevel(code: string, varName: string, asynchronous: boolean): boolean[] | undefined {
+    const generator = asynchronous ? AsyncGeneratorFunction : GeneratorFunction;
+    const { parents, closingOrder } = this.parsed;
+    const probe = (probed: (block: number) => boolean) => compiles(generator, writeBlocks(code, closingOrder, (block) => topLevelProbe(asynchronous, probed(block))), varName);
+    if (probe(() => true)) return parents.map(() => true);
+    if (!probe(() => false)) return undefined;
+    const topLevel: boolean[] = [];
+    for (let block = 0; block < parents.length; block++) {
+      const parent = parents[block];
+      topLevel.push((parent === undefined || topLevel[parent]!) && probe((other) => other === block));
+    }
+    return topLevel;
+  }
+
+  /** Whether block `block`'s body has an `await` of the template's own: it does not compile when captured synchronously. */
+  private bodyAwaits(code: string, block: number, constructor: FunctionConstructor, varName: string): boolean {
+    const written = writeBlocks(code, this.parsed.closingOrder, (other) => ({ ...INSIDE_FUNCTION_BLOCK, body: other === block ? ['capture(() => {', '})'] : PROBED_BODY }));
+    return !compiles(constructor, written, varName);
+  }
+
+  /**
+   * For a template whose code does not compile: the code that throws a TemplateSyntaxError for the
+   * innermost block whose body would `continue` or `break` a loop outside it, which a body of its own
+   * cannot (the template compiles with that body written in the block's place), if there is one.
+   */
+  private bodyLeavingLoop(code: string, constructor: FunctionConstructor, varName: string): string | undefined {
+    const { closingOrder, lines } = this.parsed;
+    const written = (wrapped: number | undefined) =>
+      writeBlocks(code, closingOrder, (block) => ({ cannotWait: 'undefined', settle: '', failed: THROWS, body: block === wrapped ? PROBED_BODY : INLINE_BODY }));
+    if (!compiles(constructor, written(undefined), varName)) return undefined;
+    const block = closingOrder.find((candidate) => !compiles(constructor, written(candidate), varName));
+    return block === undefined ? undefined : throwing(LEAVING_LOOP, lines[block]);
+  }
+
+  /**
+   * For a template whose code does not compile: the code that throws a TemplateSyntaxError for the
+   * first argument of a tag that is not an expression (usually one with spaces not put in parentheses,
+   * split into pieces), if there is one; otherwise Eta reports the error itself.
+   */
+  private badArgument(varName: string): string | undefined {
+    const { args, lines } = this.parsed;
+    for (const [block, { timeout, vary, alias }] of args.entries()) {
+      for (const expression of [timeout, ...vary, ...(alias === undefined ? [] : [alias])]) {
+        if (!compiles(AsyncFunction, `return (${expression});`, varName)) {
+          return throwing(
+            `'cache' tag argument ${displayValue(expression)} is not a JavaScript expression: put an expression with spaces in parentheses, such as (it.page + 1)`,
+            lines[block],
+          );
+        }
+      }
+    }
+    return undefined;
   }
 
   /** Called by compiled templates for every cache block. */
@@ -367,6 +436,21 @@ export class EtaCachePlugin {
   located(reason: string, line: number | undefined, options: RenderOptions): TemplateSyntaxError {
     return new TemplateSyntaxError(reason, { template: options.filepath, line });
   }
+
+  /** The error of a block whose body called layout(). */
+  layoutInBody(line: number | undefined, options: RenderOptions): TemplateSyntaxError {
+    return this.located(LAYOUT_IN_BODY, line, options);
+  }
+
+  /** The error of a block whose body returned before its end. */
+  returnInBody(line: number | undefined, options: RenderOptions): TemplateSyntaxError {
+    return this.located(RETURN_IN_BODY, line, options);
+  }
+}
+
+/** Code that throws a syntax error when the template is rendered: Eta parses without knowing the template's name. */
+function throwing(reason: string, line: number | undefined): string {
+  return `throw ${PLUGIN_VARIABLE}.located(${JSON.stringify(reason)}, ${line ?? 'undefined'}, options);`;
 }
 
 export interface CachePluginOptions {

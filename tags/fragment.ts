@@ -32,6 +32,11 @@ export const NO_ALIAS: unique symbol = Symbol('no using= argument');
 export const TOO_FEW_ARGUMENTS = "'cache' tag requires at least 2 arguments.";
 export const USING_NOT_LAST = "'cache' tag accepts using= only as its last argument.";
 
+/** The message for a `cache` tag without its `endcache`. */
+export function unclosedTag(line: number | undefined): string {
+  return `Unclosed tag on line ${line ?? '?'}: 'cache'. Looking for one of: endcache.`;
+}
+
 /** A value as the error texts show it: strings in single quotes, `undefined`, numbers as written, else its JSON. */
 export function displayValue(value: unknown): string {
   if (typeof value === 'string') return `'${value}'`;
@@ -75,19 +80,23 @@ export interface WaitAdvice {
  * The blocks of one render, for the checks no single block can make. A render that waits for each block
  * before it goes on never has two blocks waiting for their caches at once, and never finishes while a
  * block it started is unfinished. When either happens, the engine did not wait for a block (Nunjucks in
- * a `{% for %}` around an `{% include %}`, Eta in a callback) or a callback swallowed a block's error, and
- * the render fails instead of printing a page with missing or misplaced parts. The runtime reports cache
- * waits; the engine reports the blocks it starts and finishes, and checks `open` when the render ends.
+ * a `{% for %}` around an `{% include %}`) or a callback swallowed a block's error, and the render fails
+ * instead of printing a page with missing or misplaced parts. From the first such sign the render is
+ * broken: none of its blocks renders a body or stores anything any more, since a block left behind may
+ * render with variables that have moved on, and would store another block's HTML under its key.
+ *
+ * The runtime reports cache waits and asks before it renders or stores; the engine reports the blocks it
+ * starts, finishes and sees fail, and checks `open` and `failed` when the render ends.
  */
 export class RenderWatch {
-  /** Something went wrong: no block of this render may render a body or store anything any more. */
-  protected broken = false;
   private cacheWaits = 0;
   private started = 0;
   private finished = 0;
   private lastStartedLine: number | undefined;
   private failures = 0;
   private firstFailure: unknown;
+  /** The error that broke the render, if one did. */
+  private brokenBy: unknown;
 
   /** `template` is the template the render's errors name, when the engine knows it. */
   constructor(
@@ -95,17 +104,25 @@ export class RenderWatch {
     private readonly template?: string,
   ) {}
 
+  /** Marks the render broken by `error` (unless something broke it before); returns `error`. */
+  protected breakWith(error: unknown): unknown {
+    this.brokenBy ??= error;
+    return error;
+  }
+
   /** Called by the runtime when a block starts waiting for its cache; throws if another block already is. */
   startCacheWait(place: BlockPlace): void {
     if (this.cacheWaits > 0) {
-      this.broken = true;
-      throw new CacheTagError(`Another cache block of this render is waiting for its cache at the same time, so their output would land out of order: ${this.advice.overlapping}`, place);
+      throw this.breakWith(
+        new CacheTagError(`Another cache block of this render is waiting for its cache at the same time, so their output would land out of order: ${this.advice.overlapping}`, place),
+      );
     }
     this.cacheWaits++;
   }
 
-  endCacheWait(): void {
-    this.cacheWaits--;
+  /** Ends a cache wait that `startCacheWait` began, when `pending` settles either way. */
+  endCacheWaitAfter<T>(pending: PromiseLike<T>): Promise<T> {
+    return Promise.resolve(pending).finally(() => this.cacheWaits--);
   }
 
   /** Called by the engine when a block starts. */
@@ -122,29 +139,26 @@ export class RenderWatch {
   /** Called by the engine with a block's error, before it throws or keeps it; returns it. */
   blockFailed(error: unknown): unknown {
     if (this.failures++ === 0) this.firstFailure = error;
-    this.broken = true;
-    return error;
+    return this.breakWith(error);
   }
 
   /**
    * Called by the runtime before a block that waited for its cache renders its body: resolves when it
-   * may, fails when the render is broken (the block's variables may have moved on since it started, and
-   * what it stored would be another block's HTML under its key). By default at once.
+   * may, fails when the render is broken. By default at once.
    */
-  beforeBody(place: BlockPlace): Awaitable<void> {
-    this.refuseIfBroken(place);
+  beforeBody(): Awaitable<void> {
+    this.refuseIfBroken();
   }
 
-  /** Called by the runtime before a block stores its body. */
-  refuseIfBroken(place: BlockPlace): void {
-    if (this.broken) throw this.unfinished(place.line);
+  /** Called by the runtime before a block renders or stores anything: a broken render does neither. */
+  refuseIfBroken(): void {
+    if (this.brokenBy !== undefined) throw this.brokenBy;
   }
 
   /**
-   * Renders a block's body for the runtime, and hands back its HTML only if every block started inside
-   * it has finished and none has failed: otherwise the block would store, and serve on every later hit, a
-   * body with a missing part. Fails with the inner block's error, or at the block's place when an inner
-   * block is still waiting.
+   * Renders a block's body for the runtime, and hands back its HTML only if every block started while
+   * it rendered has finished and none has failed: otherwise the block would store, and serve on every
+   * later hit, a body with a missing part.
    */
   renderBody(body: RenderBody, place: BlockPlace): Awaitable<string> {
     const open = this.started - this.finished;
@@ -152,9 +166,11 @@ export class RenderWatch {
     const checked = (html: string): string => {
       if (this.failures !== failures) throw this.firstFailure;
       if (this.started - this.finished !== open) {
-        throw new CacheTagError(
-          `This cache block's body finished while a cache block inside it was still waiting, so what it would store lacks that block's output: ${this.advice.unfinished}`,
-          place,
+        throw this.breakWith(
+          new CacheTagError(
+            `This cache block's body finished while a cache block started in it was still waiting, so what it would store lacks that block's output: ${this.advice.unfinished}`,
+            place,
+          ),
         );
       }
       return html;
@@ -168,15 +184,19 @@ export class RenderWatch {
     return this.started !== this.finished;
   }
 
-  /**
-   * The error of a render that ended while a block was open: the block's own error if a callback
-   * swallowed it, else an error at `line` (by default the last block started).
-   */
+  /** Whether a block's error was kept rather than thrown: the render must fail with it. */
+  get failed(): boolean {
+    return this.failures > 0;
+  }
+
+  /** The error a render fails with when it ends while `failed` or `open`; it breaks the render. */
   unfinished(line = this.lastStartedLine): unknown {
-    this.broken = true;
-    return (
-      this.firstFailure ??
-      new CacheTagError(`The render finished while this cache block was still waiting, so its output would be lost: ${this.advice.unfinished}`, { template: this.template, line })
+    if (this.failures > 0) return this.breakWith(this.firstFailure);
+    return this.breakWith(
+      new CacheTagError(`The render finished while this cache block was still waiting, so its output would be lost: ${this.advice.unfinished}`, {
+        template: this.template,
+        line,
+      }),
     );
   }
 }
@@ -241,6 +261,10 @@ class MadeFragmentKeys {
   }
 }
 
+/** What every block passes to `FragmentRuntime.render`, before how it may wait. */
+type BlockCall = [name: string, timeoutValue: unknown, alias: unknown, vary: readonly unknown[], body: RenderBody, template: string | undefined, line: number | undefined];
+
+/** The get → render → set of every cache block, shared by the engines' tags. */
 export class FragmentRuntime {
   /** Weakly held: a cache replaced by `CacheRegistry.configure` takes its keys with it. */
   private readonly madeKeys = new WeakMap<BaseCache, MadeFragmentKeys>();
@@ -275,10 +299,13 @@ export class FragmentRuntime {
    * One render of a cache block. The result is a string whenever the cache and the body answered
    * synchronously, which a hit on an in-memory cache always does; otherwise a Promise, which only a
    * block that can wait receives: one that cannot (`cannotWait` says why) gets a CacheTagError instead,
-   * before anything is rendered twice. `watch` is the render's, when it has one: a block that may wait
-   * needs it, and with it a miss stores only a body whose inner blocks all finished. A hit allocates
-   * nothing: the block's place is made only for a miss, a wait or an error.
+   * for its cache or its body, before anything is stored. `watch` is the render's, when it has one: a
+   * block that may wait needs it, and with it a miss stores only a body whose inner blocks all finished.
+   * A hit allocates nothing: the block's place is made only for a miss, a wait or an error.
    */
+  render(...call: [...BlockCall, watch: RenderWatch | undefined, cannotWait: NoWaiting]): string;
+  render(...call: [...BlockCall, watch: RenderWatch, cannotWait: undefined]): Awaitable<string>;
+  render(...call: [...BlockCall, watch: RenderWatch | undefined, cannotWait: NoWaiting | undefined]): Awaitable<string>;
   render(
     name: string,
     timeoutValue: unknown,
@@ -299,47 +326,38 @@ export class FragmentRuntime {
       return this.fill(cache, key, cache.resolveTimeout(timeout), body, { template, line }, watch, cannotWait);
     }
     const place: BlockPlace = { template, line };
-    const waitingWatch = this.startWaiting(cache, cached, place, watch, cannotWait);
-    return Promise.resolve(cached).then(
-      async (hit) => {
-        waitingWatch.endCacheWait();
-        if (typeof hit === 'string') return hit;
-        await waitingWatch.beforeBody(place);
-        return this.fill(cache, key, cache.resolveTimeout(timeout), body, place, waitingWatch, undefined);
-      },
-      (error: unknown) => {
-        waitingWatch.endCacheWait();
-        throw error;
-      },
-    );
+    const waiting = this.waitingWatch(cache, cached, place, watch, cannotWait);
+    return waiting.endCacheWaitAfter(cached).then((hit) => {
+      if (typeof hit === 'string') return hit;
+      const ready = waiting.beforeBody();
+      const fill = () => this.fill(cache, key, cache.resolveTimeout(timeout), body, place, waiting, undefined);
+      return isPromiseLike(ready) ? ready.then(fill) : fill();
+    });
   }
 
   /** A miss: render the body and store what it printed (an empty string is stored like any other). */
   private fill(cache: BaseCache, key: string, timeout: Timeout, body: RenderBody, place: BlockPlace, watch: RenderWatch | undefined, cannotWait: NoWaiting | undefined): Awaitable<string> {
+    watch?.refuseIfBroken();
     const html = watch === undefined ? body() : watch.renderBody(body, place);
-    if (isPromiseLike(html)) return Promise.resolve(html).then((text) => this.store(cache, key, text, timeout, place, watch, cannotWait));
-    return this.store(cache, key, html, timeout, place, watch, cannotWait);
+    if (!isPromiseLike(html)) return this.store(cache, key, html, timeout, place, watch, cannotWait);
+    if (cannotWait !== undefined) {
+      abandon(html);
+      throw new CacheTagError(`The cache block's body waits for something asynchronous (a filter or tag inside it, or an await), and ${cannotWait.reason}`, place);
+    }
+    return Promise.resolve(html).then((text) => this.store(cache, key, text, timeout, place, watch, cannotWait));
   }
 
   private store(cache: BaseCache, key: string, html: string, timeout: Timeout, place: BlockPlace, watch: RenderWatch | undefined, cannotWait: NoWaiting | undefined): Awaitable<string> {
-    watch?.refuseIfBroken(place);
+    watch?.refuseIfBroken();
     const written = cache.writeEntry(key, html, timeout);
     if (!isPromiseLike(written)) return html;
-    const waitingWatch = this.startWaiting(cache, written, place, watch, cannotWait);
-    return Promise.resolve(written).then(
-      () => {
-        waitingWatch.endCacheWait();
-        return html;
-      },
-      (error: unknown) => {
-        waitingWatch.endCacheWait();
-        throw error;
-      },
-    );
+    return this.waitingWatch(cache, written, place, watch, cannotWait)
+      .endCacheWaitAfter(written)
+      .then(() => html);
   }
 
   /** The watch a cache operation that answered with a Promise waits under; a block that cannot wait fails. */
-  private startWaiting(cache: BaseCache, pending: PromiseLike<unknown>, place: BlockPlace, watch: RenderWatch | undefined, cannotWait: NoWaiting | undefined): RenderWatch {
+  private waitingWatch(cache: BaseCache, pending: PromiseLike<unknown>, place: BlockPlace, watch: RenderWatch | undefined, cannotWait: NoWaiting | undefined): RenderWatch {
     try {
       if (cannotWait !== undefined) {
         throw new CacheTagError(`The cache tag's cache (${cache.constructor.name}) answers asynchronously, and ${cannotWait.reason}`, place);

@@ -14,7 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import { CacheTagError, TemplateSyntaxError, type Awaitable, type CacheRegistry } from '../src/index.js';
-import { FragmentRuntime, NO_ALIAS, NoWaiting, RenderWatch, TOO_FEW_ARGUMENTS, USING_NOT_LAST, type BlockPlace, type RenderBody } from './fragment.js';
+import { FragmentRuntime, NO_ALIAS, NoWaiting, RenderWatch, TOO_FEW_ARGUMENTS, USING_NOT_LAST, unclosedTag, type RenderBody } from './fragment.js';
 
 // The parts of Nunjucks's (untyped) parser API this tag uses.
 interface Token {
@@ -33,6 +33,8 @@ interface Tokenizer {
 interface ParserNode {
   lineno: number;
   colno: number;
+  /** The nodes of class `type` in this node's tree. */
+  findAll(type: NodeClass): ParserNode[];
 }
 interface Parser {
   tokens: Tokenizer;
@@ -54,6 +56,7 @@ interface Nodes {
   Symbol: NodeClass<SymbolNode>;
   CallExtension: CallNodeClass;
   CallExtensionAsync: CallNodeClass;
+  Extends: NodeClass;
 }
 /** Lexer options: the environment's options, or those of a tokenizer. */
 interface LexerOptions {
@@ -67,7 +70,6 @@ interface Lexer {
 type Callback = (error: unknown, html?: string) => void;
 /** What an asynchronous call hands back to Nunjucks: an error, or the block's output. */
 type CallDone = (error: unknown, output?: unknown) => void;
-type SyncBody = () => string;
 type AsyncBody = (done: (error: unknown, html: string) => void) => void;
 
 /** The part of a Nunjucks Environment fragcache renders with; any copy or version of Nunjucks 3 has it. */
@@ -104,7 +106,8 @@ function withNunjucksProtocol(error: unknown, holding: (rendered: string) => str
   return Object.assign(error, {
     lineno: error.line,
     Update(path: string | undefined) {
-      if (path !== undefined) error.locate(holding(path));
+      // Nunjucks calls this at every template the error passes through; the first (innermost) counts.
+      if (path !== undefined && error.template === undefined) error.locate(holding(path));
       return error;
     },
   });
@@ -125,14 +128,14 @@ function sourceIdOf(source: string): string {
 /** The most templates `templateHolding` reads before it gives up. */
 const TEMPLATES_SEARCHED = 50;
 
-/** The literal names a template extends or imports from (`{% extends "x" %}`, `{% import "x" as y %}`, `{% from "x" import y %}`). */
+/** The literal names a template extends, imports from or includes (`{% extends "x" %}`, `{% import "x" as y %}`, `{% from "x" import y %}`, `{% include "x" %}`). */
 function templatesReferenced(source: string, env: RenderingEnvironment, lexer: Lexer): string[] {
   const tokenizer = lexer.lex(source, env.opts);
   const names: string[] = [];
   for (let token = tokenizer.nextToken(); token; token = tokenizer.nextToken()) {
     if (token.type !== 'block-start') continue;
     const word = nextSignificant(tokenizer);
-    if (word?.type !== 'symbol' || !['extends', 'import', 'from'].includes(word.value)) continue;
+    if (word?.type !== 'symbol' || !['extends', 'import', 'from', 'include'].includes(word.value)) continue;
     const name = nextSignificant(tokenizer);
     if (name?.type === 'string') names.push(name.value);
   }
@@ -141,10 +144,10 @@ function templatesReferenced(source: string, env: RenderingEnvironment, lexer: L
 
 /**
  * The template whose source has `sourceId`, searched from the template Nunjucks was rendering through
- * the templates it extends and imports: Nunjucks names the rendered template in errors, also when the
- * tag stands in a layout it extends or a macro it imports. Only errors pay for the search. When it does
- * not find the template (`{% extends layout %}` names it by a variable), the answer says the tag is in
- * one the rendered template extends or imports, if the rendered one was read and is not it.
+ * the templates it extends, imports and includes: Nunjucks names the rendered template in errors, also
+ * when the tag stands in a layout it extends or a macro it imports. Only errors pay for the search. When
+ * it does not find the template (`{% extends layout %}` names it by a variable), the answer says the tag
+ * is in one the rendered template uses, if the rendered one was read and is not it.
  */
 function templateHolding(env: RenderingEnvironment, lexer: Lexer, rendered: string, sourceId: string): string {
   const queue: Array<[name: string, parent: string | undefined]> = [[rendered, undefined]];
@@ -167,11 +170,11 @@ function templateHolding(env: RenderingEnvironment, lexer: Lexer, rendered: stri
     renderedIsNotIt ||= name === rendered;
     for (const referenced of templatesReferenced(template.tmplStr, env, lexer)) queue.push([referenced, path]);
   }
-  return renderedIsNotIt ? `${rendered} (in a template it extends or imports)` : rendered;
+  return renderedIsNotIt ? `${rendered} (in a template it extends, imports or includes)` : rendered;
 }
 
 /** Constructs Nunjucks renders synchronously even in an asynchronous render, with their end tags. */
-const SYNCHRONOUS_CONSTRUCTS = new Map([
+const SYNCHRONOUS_CONSTRUCTS = new Map<string, string>([
   ['macro', 'endmacro'],
   ['call', 'endcall'],
   ['filter', 'endfilter'],
@@ -192,34 +195,42 @@ const ADVICE_ON_CONSTRUCTS =
 
 const NUNJUCKS_ADVICE = { overlapping: ADVICE_ON_CONSTRUCTS, unfinished: ADVICE_ON_CONSTRUCTS };
 
-/** Why a block cannot wait, by the `mode` its call was compiled with; only `async` blocks may wait. */
-const CANNOT_WAIT: Readonly<Record<string, NoWaiting>> = {
+const EXTENDS_IN_BODY = '{% extends %} inside a cache block would choose the layout only when the block renders, not on a hit: put it outside the block';
+
+/** How a tag is compiled: Nunjucks's synchronous call, its asynchronous call, or the synchronous call inside a construct. */
+type Mode = 'sync' | 'async' | 'macro' | 'call' | 'filter' | 'set';
+
+/** Why a block cannot wait, by the `mode` its call was compiled with; `async` blocks may wait in a watched render. */
+const CANNOT_WAIT: Readonly<Record<Mode, NoWaiting>> = {
   sync: new NoWaiting(
     'this template is compiled for synchronous rendering: create the extension with new CacheExtension({ async: true }) and render with renderAsync()',
   ),
   async: new NoWaiting(
-    'this render was not started by fragcache, so nothing would notice if Nunjucks did not wait for the block: ' +
-      'render with renderAsync() or renderStringAsync() from fragcache/nunjucks (with Express, expressViews(env, app))',
+    'fragcache sees no render of its own around the block, so nothing would notice if Nunjucks did not wait for it: ' +
+      'render with renderAsync() or renderStringAsync() from fragcache/nunjucks (with Express, expressViews(env, app)); ' +
+      'in a template imported without context, blocks cannot wait (import it with context)',
   ),
-  ...Object.fromEntries(
-    [...SYNCHRONOUS_CONSTRUCTS.keys()].map((construct) => [
-      construct,
-      new NoWaiting(
-        `the block is inside {% ${construct} %}, which Nunjucks renders synchronously even in an asynchronous render: ` +
-          'move the cache block out of it, or give it a cache that answers synchronously (using="…")',
-      ),
-    ]),
-  ),
+  macro: insideConstruct('macro'),
+  call: insideConstruct('call'),
+  filter: insideConstruct('filter'),
+  set: insideConstruct('set'),
 };
+
+function insideConstruct(construct: string): NoWaiting {
+  return new NoWaiting(
+    `the block is inside {% ${construct} %}, which Nunjucks renders synchronously even in an asynchronous render: ` +
+      'move the cache block out of it, or give it a cache that answers synchronously (using="…")',
+  );
+}
 
 /**
  * The innermost synchronous construct that is open at the end of `source`, found with Nunjucks's own
  * lexer. A `set` counts only in its block form (`{% set x %}...{% endset %}`).
  */
-function openSynchronousConstruct(source: string, like: Tokenizer, lexer: Lexer): string | undefined {
+function openSynchronousConstruct(source: string, like: Tokenizer, lexer: Lexer): Mode | undefined {
   const tokenizer = lexer.lex(source, { trimBlocks: like.trimBlocks, lstripBlocks: like.lstripBlocks });
   tokenizer.tags = like.tags;
-  const open: string[] = [];
+  const open: Mode[] = [];
   let rawEnd: string | undefined;
   for (let token = tokenizer.nextToken(); token; token = tokenizer.nextToken()) {
     if (token.type !== 'block-start') continue;
@@ -235,7 +246,7 @@ function openSynchronousConstruct(source: string, like: Tokenizer, lexer: Lexer)
       let assigns = false;
       for (; rest && rest.type !== 'block-end'; rest = nextSignificant(tokenizer)) assigns ||= rest.type === 'operator' && rest.value === '=';
       if (!assigns) open.push('set');
-    } else if (SYNCHRONOUS_CONSTRUCTS.has(word.value)) {
+    } else if (word.value === 'macro' || word.value === 'call' || word.value === 'filter') {
       open.push(word.value);
     } else if (open.length > 0 && SYNCHRONOUS_CONSTRUCTS.get(open[open.length - 1]!) === word.value) {
       open.pop();
@@ -310,15 +321,17 @@ export class CacheExtension {
     parser.advanceAfterBlockEnd(tag.value);
 
     const body = parser.parseUntilBlocks('endcache');
-    if (parser.peekToken()?.value !== 'endcache') fail(`Unclosed tag on line ${line}: 'cache'. Looking for one of: endcache.`);
+    if (parser.peekToken()?.value !== 'endcache') fail(unclosedTag(line));
     parser.advanceAfterBlockEnd();
+    const [extendsTag] = body.findAll(nodes.Extends);
+    if (extendsTag !== undefined) throw withNunjucksProtocol(new TemplateSyntaxError(EXTENDS_IN_BODY, { line: extendsTag.lineno + 1 }));
 
     // Inside a synchronous construct the asynchronous call cannot work (Nunjucks drops its output, or
     // fails to compile it inside call and filter blocks), so the synchronous call is used there too.
     const construct = this.async
       ? openSynchronousConstruct(parser.tokens.str.slice(0, offsetOf(parser.tokens.str, tag.lineno, tag.colno)), parser.tokens, lexer)
       : undefined;
-    const mode = construct ?? (this.async ? 'async' : 'sync');
+    const mode: Mode = construct ?? (this.async ? 'async' : 'sync');
     const literal = (value: unknown) => new nodes.Literal(tag.lineno, tag.colno, value);
     const args = new nodes.NodeList(tag.lineno, tag.colno, [
       literal(name),
@@ -378,16 +391,22 @@ export class CacheExtension {
   }
 
   /** The synchronous call: `run(context, name, line, mode, sourceId, timeout, alias, hasAlias, ...vary, body)`. */
-  run(context: TemplateContext, name: string, line: number, mode: string, sourceId: string, timeout: unknown, alias: unknown, hasAlias: boolean, ...rest: unknown[]): unknown {
+  run(context: TemplateContext, name: string, line: number, mode: Mode, sourceId: string, timeout: unknown, alias: unknown, hasAlias: boolean, ...rest: unknown[]): unknown {
     const body = rest.pop() as AsyncBody;
-    const cannotWait = CANNOT_WAIT[mode]!;
-    // Only the asynchronous mode has watched renders (and a lookup on every hit would cost the default mode).
-    const watch = mode === 'sync' ? undefined : watchOf(context);
     let html: string;
     try {
-      html = this.runtime.render(name, timeout, hasAlias ? alias : NO_ALIAS, rest, synchronousBody(body, cannotWait, line), undefined, line, watch, cannotWait) as string;
+      // Only in the asynchronous mode can a block inside this one (in an include) wait; a lookup on every
+      // hit would cost the default mode.
+      const watch = mode === 'sync' ? undefined : watchOf(context);
+      html = this.runtime.render(name, timeout, hasAlias ? alias : NO_ALIAS, rest, awaitableBody(body), undefined, line, watch, CANNOT_WAIT[mode]);
     } catch (error) {
-      throw this.reported(error, context, sourceId);
+      const reported = this.reported(error, context, sourceId);
+      // After an asynchronous filter or tag, Nunjucks runs the rest of the template outside its own
+      // try/catch, where a throw would stop Node. A render fragcache watches keeps the error and fails at its end.
+      const watch = watchOf(context);
+      if (watch === undefined) throw reported;
+      watch.blockFailed(reported);
+      html = '';
     }
     return this.markSafe(context, html);
   }
@@ -452,7 +471,8 @@ class WatchedRender extends RenderWatch {
   private lost: unknown;
   private onSettled: (() => void) | undefined;
 
-  constructor() {
+  /** `root` names the template rendered, when it has a name: kept errors are located from it. */
+  constructor(private readonly root: string | undefined) {
     super(NUNJUCKS_ADVICE);
   }
 
@@ -461,9 +481,9 @@ class WatchedRender extends RenderWatch {
    * not wait for may already have its cache's answer: such a block renders its body only after that
    * turn, by which time the end is known and the body is refused.
    */
-  override async beforeBody(place: BlockPlace): Promise<void> {
+  override async beforeBody(): Promise<void> {
     await new Promise((resolve) => setImmediate(resolve));
-    this.refuseIfBroken(place);
+    this.refuseIfBroken();
   }
 
   /** Finishes a block that waited: hands Nunjucks its result, or an error once the render has ended. */
@@ -484,10 +504,13 @@ class WatchedRender extends RenderWatch {
       // Nunjucks calls back again when a block that it did not wait for fails.
       if (this.ended) return;
       this.ended = true;
-      this.broken = true;
-      if (error) return reject(error);
+      // A block kept its error (see run), which Nunjucks never saw: it is located from the root, as Nunjucks would.
+      if (this.failed) return reject(located(this.unfinished(), this.root));
+      if (error) return reject(this.breakWith(error));
       if (!this.open) return resolve(html ?? '');
-      this.onSettled = () => reject(this.lost ?? this.unfinished());
+      // Blocks are still waiting: the render is broken from here, and fails once they have settled.
+      const ending = this.unfinished();
+      this.onSettled = () => reject(this.lost ?? ending);
     };
   }
 }
@@ -526,23 +549,16 @@ function awaitableBody(body: AsyncBody): RenderBody {
   };
 }
 
-/**
- * A compiled body for the synchronous call. Nunjucks's compiled body returns whatever it has printed when
- * it returns, so a body that waits (an asynchronous filter or tag inside it) would be cut short, and
- * the cut stored; it fails instead.
- */
-function synchronousBody(body: AsyncBody, waiting: NoWaiting, line: number): SyncBody {
-  return () => {
-    const html = awaitableBody(body)();
-    if (typeof html === 'string') return html;
-    html.catch(() => undefined);
-    throw new CacheTagError(`The cache block's body waits for something asynchronous (a filter or tag inside it), and ${waiting.reason}`, { line });
-  };
+/** `error` located by Nunjucks's protocol from the template `rendered`, when there is one to name. */
+function located(error: unknown, rendered: string | undefined): unknown {
+  const protocol = error as { Update?: (path: string) => unknown };
+  if (rendered !== undefined && typeof protocol.Update === 'function') protocol.Update(rendered);
+  return error;
 }
 
 /** Runs `start` with a copy of `context` that carries a new watch, and resolves to the HTML it renders. */
-function watched(context: object, start: (context: object, callback: Callback) => unknown): Promise<string> {
-  const watch = new WatchedRender();
+function watched(context: object, root: string | undefined, start: (context: object, callback: Callback) => unknown): Promise<string> {
+  const watch = new WatchedRender(root);
   return new Promise((resolve, reject) => {
     // Not { ...context, [key]: watch }: V8 builds that literal in a slow shape, and every variable lookup
     // of the render pays for it (about 1 µs a render).
@@ -555,12 +571,12 @@ function watched(context: object, start: (context: object, callback: Callback) =
  * to a page Nunjucks did not finish.
  */
 export function renderAsync(env: NunjucksEnvironment, name: string, context: object = {}): Promise<string> {
-  return watched(context, (watchedContext, callback) => env.render(name, watchedContext, callback));
+  return watched(context, name, (watchedContext, callback) => env.render(name, watchedContext, callback));
 }
 
 /** `renderAsync` for a template given as its source; `options.path` names it in errors. */
 export function renderStringAsync(env: NunjucksEnvironment, source: string, context: object = {}, options: { path?: string } = {}): Promise<string> {
-  return watched(context, (watchedContext, callback) => env.renderString(source, watchedContext, options, callback));
+  return watched(context, options.path, (watchedContext, callback) => env.renderString(source, watchedContext, options, callback));
 }
 
 /** The part of an Express application `expressViews` uses. */

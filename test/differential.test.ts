@@ -10,7 +10,9 @@ import { CACHE_KINDS, RENDER_MODES, applies, checkCase, registryOf, type Case, t
 const inLoop = 'Another cache block of this render is waiting for its cache at the same time';
 const unfinished = 'The render finished while this cache block was still waiting';
 const inside = (construct: string) => `The cache tag's cache (<cache>) answers asynchronously, and the block is inside {% ${construct} %}`;
-const bodyWaits = "The cache block's body waits for something asynchronous (a filter or tag inside it), and this template is compiled for synchronous rendering";
+const bodyWaits = "The cache block's body waits for something asynchronous (a filter or tag inside it, or an await), and";
+const compiledSynchronously = `${bodyWaits} this template is compiled for synchronous rendering`;
+const unwatched = `${bodyWaits} fragcache sees no render of its own around the block`;
 const row = 'x\n{% cache 60 row i %}<{{ i }}:{{ rev }}{{ tick() }}>{% endcache %}';
 const part = '{% cache 60 part %}p{{ text }}{{ rev }}{{ tick() }}{% endcache %}';
 
@@ -152,8 +154,12 @@ const nunjucksCases: readonly CaseOf[] = [
     templates: { page: 'a{% cache 60 af %}[{{ text | later }}|{{ rev }}{{ tick() }}]{% endcache %}b' },
     fragments: [['af', []]],
     asynchronousPage: true,
-    // The synchronous call cannot wait for the body, whatever the cache.
-    expect: (mode, kind) => (!mode.asyncExtension && kind.answersAtOnce ? { at: 'page:1', says: bodyWaits } : undefined),
+    // Outside a render fragcache watches, nothing can wait for the body, whatever the cache.
+    expect: (mode, kind) => {
+      if (!kind.answersAtOnce) return undefined;
+      if (!mode.asyncExtension) return { at: 'page:1', says: compiledSynchronously };
+      return mode.canWait ? undefined : { at: 'page:1', says: unwatched };
+    },
   },
   {
     title: 'asyncAll',
@@ -167,7 +173,8 @@ export const NUNJUCKS_CASES = nunjucksCases.map((testCase): Case => ({ engine: '
 /** Eta includes partials with `include` in a synchronous render and `await includeAsync` in an asynchronous one. */
 const etaInclude = (mode: RenderMode, call: string) => (mode.asynchronous ? `await includeAsync(${call})` : `include(${call})`);
 const etaPart = '<% cache 60 part %>p<%= it.text %><%= it.rev %><% it.tick() %><% endcache %>';
-const notAsync = 'the block is inside a function that is not async';
+/** Eta runs a function of the template's own beside the rest of it: a block there must not wait. */
+const insideFunction = { at: 'page:1', says: "The cache tag's cache (<cache>) answers asynchronously, and the block is inside a function of the template's own" };
 
 const etaCases: readonly CaseOf[] = [
   {
@@ -226,6 +233,7 @@ const etaCases: readonly CaseOf[] = [
             frame: '[<%~ it.body %>|<%~ block("side") %>]',
           },
     fragments: [['side', []]],
+    whenWaiting: insideFunction,
   },
   {
     title: 'if',
@@ -236,32 +244,32 @@ const etaCases: readonly CaseOf[] = [
     title: 'callback',
     templates: { page: '<% it.items.forEach((i) => { %><% cache 60 row i %>(<%= i %><%= it.rev %><% it.tick() %>)<% endcache %><% }) %>.' },
     fragments: [['row', [1]], ['row', [2]]],
-    whenWaiting: { at: 'page:1', says: `The cache tag's cache (<cache>) answers asynchronously, and ${notAsync}` },
+    whenWaiting: insideFunction,
   },
   {
     title: 'nested blocks in a callback',
     templates: { page: '<% const part = () => { %>[<% cache 60 outer %>A<%= it.rev %><% it.tick() %><% cache 60 inner %>B<%= it.text %><% it.tick() %><% endcache %><% endcache %>]<% }; part() %>.' },
     fragments: [['outer', []], ['inner', []]],
-    whenWaiting: { at: 'page:1', says: `The cache tag's cache (<cache>) answers asynchronously, and ${notAsync}` },
+    whenWaiting: insideFunction,
   },
   {
     title: 'async callbacks nobody waits for',
     templates: { page: '<% it.items.forEach(async (i) => { %><% cache 60 row i %>(<%= i %><%= it.rev %><% it.tick() %>)<% endcache %><% }) %>.' },
     fragments: [['row', [1]], ['row', [2]]],
-    whenWaiting: { at: 'page:1', says: inLoop },
+    whenWaiting: insideFunction,
   },
   {
     title: 'one async callback nobody waits for',
     templates: { page: '<% [it.rev].forEach(async (rev) => { %><% cache 60 one %>(<%= rev %><% it.tick() %>)<% endcache %><% }) %>.' },
     fragments: [['one', []]],
-    whenWaiting: { at: 'page:1', says: unfinished },
+    whenWaiting: insideFunction,
   },
   {
     title: 'async callbacks run at once (Promise.all)',
     templates: { page: '<% await Promise.all(it.items.map(async (i) => { %>(<% cache 60 row i %><%= i %><%= it.rev %><% it.tick() %><% endcache %>)<% })) %>.' },
     fragments: [['row', [1]], ['row', [2]]],
     asynchronousPage: true,
-    whenWaiting: { at: 'page:1', says: inLoop },
+    whenWaiting: insideFunction,
   },
   {
     title: 'await in the body',

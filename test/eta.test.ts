@@ -241,33 +241,41 @@ describe('Eta cache tag', function () {
       expect(s.eta.render('page', s.data({ items }))).to.equal('x\n(1)(2)(3).');
     });
 
+    const insideFunction =
+      "The cache tag's cache (AsyncMemoryCache) answers asynchronously, and the block is inside a function of the template's own " +
+      '(a callback given to forEach or map, async or not, block() or blockAsync()), which runs beside the rest of the template, ' +
+      'so a block that waited there could print out of order or be lost: loop with for…of instead, or give the block a cache that answers at once (using="…")';
+
     it('fail with the template, the line and for…of when the cache answers asynchronously', async function () {
       const s = site({ 'page.eta': forEachPage }, { config: asyncConfig() });
       const error = await rejectionOf(s.eta.renderAsync('page', s.data({ items })));
-      expect(error.message).to.equal(
-        `${join(s.views, 'page.eta')}:2: The cache tag's cache (AsyncMemoryCache) answers asynchronously, and the block is inside a function that is not async ` +
-          '(a callback such as forEach or map, or block()), where an asynchronous render cannot wait: loop with for…of instead of a callback, or use blockAsync(name, async () => …)',
-      );
+      expect(error.message).to.equal(`${join(s.views, 'page.eta')}:2: ${insideFunction}`);
     });
 
-    it('fail when an async callback is not waited for and a block waits', async function () {
-      const page = 'x\n<% it.items.slice(0, 1).forEach(async (i) => { %><% cache 60 row i %>(<%= i %>)<% endcache %><% }) %>.';
-      const works = site({ 'page.eta': page });
-      expect(await works.eta.renderAsync('page', works.data({ items }))).to.equal('x\n(1).');
-      const s = site({ 'page.eta': page }, { config: asyncConfig() });
-      const error = await rejectionOf(s.eta.renderAsync('page', s.data({ items })));
-      expect(error.message).to.equal(
-        `${join(s.views, 'page.eta')}:2: The render finished while this cache block was still waiting, so its output would be lost: ` +
-          'it is inside a callback the template does not wait for (an async function given to forEach): loop with for…of instead',
-      );
+    it('fail, rather than print out of order or lose output, in async callbacks, awaited or not', async function () {
+      const pages = [
+        'x\n<% it.items.forEach(async (i) => { %><% cache 60 row i %>(<%= i %>)<% endcache %><% }) %>.',
+        'x\n<% await Promise.all(it.items.map(async (i) => { %><% cache 60 row i %>(<%= i %>)<% endcache %><% })) %>.',
+        'x\n<% it.items.forEach(async (i) => { %><% cache 60 row i %>(<%= i %>)<% endcache %><% }) %>|<%= await it.footer() %>',
+      ];
+      for (const page of pages) {
+        const works = site({ 'page.eta': page });
+        const uncached = site({ 'page.eta': page.replace(/<% cache 60 row i %>|<% endcache %>/g, '') });
+        const data = { items, footer: async () => 'f' };
+        expect(await works.eta.renderAsync('page', works.data(data)), page).to.equal(await uncached.eta.renderAsync('page', uncached.data(data)));
+        const s = site({ 'page.eta': page }, { config: asyncConfig() });
+        expect((await rejectionOf(s.eta.renderAsync('page', s.data(data)))).message, page).to.equal(`${join(s.views, 'page.eta')}:2: ${insideFunction}`);
+      }
     });
 
-    it('fail when blocks in callbacks run at once (Promise.all) and wait, rather than print out of order', async function () {
-      const page = '<% await Promise.all(it.items.map(async (i) => { %><% cache 60 row i %>(<%= i %>)<% endcache %><% })) %>.';
-      const s = site({ 'page.eta': page }, { config: asyncConfig() });
+    it('fail with the template and the line when the body awaits, whatever the cache, and store nothing', async function () {
+      const page = 'x\n<% await Promise.all(it.items.map(async (i) => { %><% cache 60 row i %>(<%= await Promise.resolve(i) %>)<% endcache %><% })) %>.';
+      const s = site({ 'page.eta': page });
       const error = await rejectionOf(s.eta.renderAsync('page', s.data({ items })));
-      expect(error.message).to.include(`${join(s.views, 'page.eta')}:1: Another cache block of this render is waiting for its cache at the same time`);
-      expect(error.message).to.include('loop with for…of instead');
+      expect(error.message).to.equal(
+        `${join(s.views, 'page.eta')}:2: The cache block's body waits for something asynchronous (a filter or tag inside it, or an await), and ${insideFunction.slice(insideFunction.indexOf('the block is inside'))}`,
+      );
+      expect(await s.caches.get('default').get(makeTemplateFragmentKey('row', [1]))).to.equal(undefined);
     });
 
     it('fail the render without an unhandled rejection (which crashes Node) when a block in an async callback fails', async function () {
@@ -292,14 +300,68 @@ describe('Eta cache tag', function () {
       const page = 'x\n<% it.items.forEach(async (i) => { %><% cache 60 row i %>(<%= i %>)<% endcache %><% }) %>.';
       const s = site({ 'page.eta': page }, { config: asyncConfig() });
       const error = thrownBy(() => s.eta.render('page', s.data({ items })));
-      expect(error.message).to.include(`${join(s.views, 'page.eta')}:2: The cache tag's cache (AsyncMemoryCache) answers asynchronously, and this render is synchronous`);
+      expect(error.message).to.include(`${join(s.views, 'page.eta')}:2: ${insideFunction}`);
     });
 
-    it('work in a for…of loop and in blockAsync with an asynchronous cache', async function () {
-      const page = '<% for (const i of it.items) { %><% cache 60 row i %>(<%= i %>)<% endcache %><% } %>' + '<% layout("./frame") %><% await blockAsync("side", async () => { %><% cache 60 side %>S<% endcache %><% }) %>';
-      const s = site({ 'page.eta': page, 'frame.eta': '[<%~ it.body %>|<%~ await blockAsync("side") %>]' }, { config: asyncConfig() });
+    it('work in a for…of loop with an asynchronous cache, and in blockAsync with a cache that answers at once', async function () {
+      const page = '<% for (const i of it.items) { %><% cache 60 row i %>(<%= i %>)<% endcache %><% } %>' + '<% layout("./frame") %><% await blockAsync("side", async () => { %><% cache 60 side using="local" %>S<% endcache %><% }) %>';
+      const config: CacheConfig = { default: { backend: AsyncMemoryCache, location: unique('eta-async') }, local: { backend: 'locmem', location: unique('eta-local') } };
+      const s = site({ 'page.eta': page, 'frame.eta': '[<%~ it.body %>|<%~ await blockAsync("side") %>]' }, { config });
       expect(await s.eta.renderAsync('page', s.data({ items }))).to.equal('[(1)(2)(3)|S]');
       expect(await s.eta.renderAsync('page', s.data({ items }))).to.equal('[(1)(2)(3)|S]');
+    });
+
+    it('refuse layout() inside a cache block, whose layout a hit would not choose', function () {
+      const s = site({ 'page.eta': 'x\n<% cache 60 c %><% layout("./frame") %>C<% endcache %>', 'frame.eta': '[<%~ it.body %>]' });
+      expect(thrownBy(() => s.eta.render('page', s.data())).message).to.equal(
+        `${join(s.views, 'page.eta')}:2: layout() inside a cache block would choose the layout only when the block renders, not on a hit: call it outside the block`,
+      );
+    });
+
+    it('write no Promise into the page when the text of a block says "await"', async function () {
+      for (const [page, expected] of [
+        ['a<% cache 60 x %>Please await your order<% endcache %>b', 'aPlease await your orderb'],
+        ['<% it.items.forEach((i) => { %><% cache 60 r i %>[<%= i %>] we await you<% endcache %><% }) %>', '[1] we await you[2] we await you[3] we await you'],
+      ] as const) {
+        const s = site({ 'page.eta': page });
+        expect(s.eta.render('page', s.data({ items }))).to.equal(expected);
+        expect(await s.eta.renderAsync('page', s.data({ items }))).to.equal(expected);
+      }
+    });
+  });
+
+  describe('a body runs on its own', function () {
+    const items = [1, 2, 3];
+
+    it('refuses return in a body, which would leave only the body, and stores nothing', async function () {
+      const returning = "return inside a cache block's body would leave only the body, not the function around the block, and on a hit the body does not run: test before the block instead";
+      for (const page of ['x\n<% it.items.forEach((i) => { %><% cache 60 row i %><% if (i === 2) return; %>(<%= i %>)<% endcache %>.<% }) %>', 'x\n<% cache 60 row 2 %><% if (it.items.length) return; %>R<% endcache %>']) {
+        const s = site({ 'page.eta': page });
+        expect(thrownBy(() => s.eta.render('page', s.data({ items }))).message, page).to.equal(`${join(s.views, 'page.eta')}:2: ${returning}`);
+        expect((await rejectionOf(s.eta.renderAsync('page', s.data({ items })))).message, page).to.equal(`${join(s.views, 'page.eta')}:2: ${returning}`);
+        expect(await s.caches.get('default').get(makeTemplateFragmentKey('row', [2])), page).to.equal(undefined);
+      }
+    });
+
+    it('refuses continue and break towards a loop outside the block, naming the innermost block', async function () {
+      const leaving = "continue or break inside a cache block's body cannot reach a loop outside the block, because the body renders on its own (and not at all on a hit): test before the block instead";
+      for (const page of [
+        '<% for (const i of it.items) { %>\n<% cache 60 row i %><% if (i === 2) continue; %>(<%= i %>)<% endcache %><% } %>',
+        '<% for (const i of it.items) { %><% cache 60 outer %>\n<% cache 60 row i %><% if (i === 2) break; %><% endcache %><% endcache %><% } %>',
+      ]) {
+        const s = site({ 'page.eta': page });
+        const error = thrownBy(() => s.eta.render('page', s.data({ items })));
+        expect(error, page).to.be.instanceOf(TemplateSyntaxError);
+        expect(error.message, page).to.equal(`${join(s.views, 'page.eta')}:2: ${leaving}`);
+        expect((await rejectionOf(s.eta.renderAsync('page', s.data({ items })))).message, page).to.equal(`${join(s.views, 'page.eta')}:2: ${leaving}`);
+      }
+    });
+
+    it('lets a body loop, break and return inside code of its own', async function () {
+      const page = '<% cache 60 b %><% for (const i of it.items) { if (i === 2) continue; if (i === 3) break; %><%= i %><% } %>|<%= it.items.map((i) => { return i * 2; }).join() %><% endcache %>';
+      const s = site({ 'page.eta': page });
+      expect(s.eta.render('page', s.data({ items }))).to.equal('1|2,4,6');
+      expect(await s.eta.renderAsync('page', s.data({ items }))).to.equal('1|2,4,6');
     });
   });
 

@@ -257,6 +257,7 @@ describe('Nunjucks cache tag', function () {
       ['{% cache 60 %}x{% endcache %}', "'cache' tag requires at least 2 arguments."],
       ['{% cache 60 name using="default" user %}x{% endcache %}', "'cache' tag accepts using= only as its last argument."],
       ['{% cache 60 name %}never closed', "Unclosed tag on line 2: 'cache'. Looking for one of: endcache."],
+      ['{% cache 60 name %}{% if wide %}{% extends "wide.njk" %}{% endif %}{% endcache %}', '{% extends %} inside a cache block would choose the layout only when the block renders, not on a hit: put it outside the block'],
     ];
     for (const [source, reason] of cases) {
       it(reason, function () {
@@ -284,7 +285,7 @@ describe('Nunjucks cache tag', function () {
       expect(at('layout.njk', {})).to.equal('base.njk:4');
       expect(at('import.njk', {})).to.equal('macros.njk:2');
       // A layout named by a variable cannot be found: the error says the tag is in one the page extends.
-      expect(at('dynamic.njk', { which: 'base.njk' })).to.equal('dynamic.njk (in a template it extends or imports):4');
+      expect(at('dynamic.njk', { which: 'base.njk' })).to.equal('dynamic.njk (in a template it extends, imports or includes):4');
       const headless = site({
         'page.njk': '{% extends "layout.njk" %}{% block content %}\n{% cache t child %}c{% endcache %}{% endblock %}',
         'layout.njk': '{% block content %}{% endblock %}{% block foot %}\n\n{% cache t foot %}f{% endcache %}{% endblock %}',
@@ -359,7 +360,7 @@ describe('Nunjucks cache tag', function () {
       const s = site({ 'page.njk': '\na{% cache 60 sidebar %}[{{ count() }}]{% endcache %}b' }, { async: true, config: asyncConfig() });
       for (const render of [() => s.render('page.njk'), () => s.renderCallback('page.njk')]) {
         const error = await rejectionOf((async () => render())());
-        expect(error.message).to.include("page.njk:2: The cache tag's cache (AsyncMemoryCache) answers asynchronously, and this render was not started by fragcache");
+        expect(error.message).to.include("page.njk:2: The cache tag's cache (AsyncMemoryCache) answers asynchronously, and fragcache sees no render of its own around the block");
         expect(error.message).to.include('render with renderAsync() or renderStringAsync() from fragcache/nunjucks');
       }
       expect(s.renders.body ?? 0).to.equal(0);
@@ -373,7 +374,7 @@ describe('Nunjucks cache tag', function () {
         s.env.addFilter('later', later, true);
         for (const render of [() => s.renderCallback('page.njk', { v: 'x' }), () => s.renderAsync('page.njk', { v: 'x' })]) {
           const error = await rejectionOf(render());
-          expect(error.message).to.include("page.njk:1: The cache block's body waits for something asynchronous (a filter or tag inside it), and ");
+          expect(error.message).to.include("page.njk:1: The cache block's body waits for something asynchronous (a filter or tag inside it, or an await), and ");
         }
         expect(await s.caches.default.get(makeTemplateFragmentKey('f'))).to.equal(undefined);
       }
