@@ -58,6 +58,8 @@ const LAYOUT_IN_BODY =
 const FINISHED = Symbol('fragcache: the body reached its end');
 const RETURN_IN_BODY =
   "return inside a cache block's body would leave only the body, not the function around the block, and on a hit the body does not run: test before the block instead";
+const MISNESTED =
+  "the cache block and the template's own { … } overlap: open and close the block inside the same braces, around whole statements";
 const LEAVING_LOOP =
   "continue or break inside a cache block's body cannot reach a loop outside the block, because the body renders on its own (and not at all on a hit): test before the block instead";
 
@@ -136,7 +138,7 @@ function openingCode(args: BlockArguments, index: number, line: number | undefin
   const alias = args.alias === undefined ? `${PLUGIN_VARIABLE}.noAlias` : `(${args.alias})`;
   const vary = args.vary.map((expression) => `(${expression})`).join(', ');
   return (
-    `{${WATCH_VARIABLE}.blockStarted(${line ?? 'undefined'});const ${LAYOUT_VARIABLE}=__eta.layout;let ${HTML_VARIABLE};` +
+    `{${WATCH_VARIABLE}.blockStarted(${line ?? 'undefined'});let ${HTML_VARIABLE};` +
     `try {${HTML_VARIABLE}=${PLUGIN_VARIABLE}.render(${JSON.stringify(args.name)}, (${args.timeout}), ${alias}, [${vary}], () => ${placeholder('body', index)}`
   );
 }
@@ -144,8 +146,7 @@ function openingCode(args: BlockArguments, index: number, line: number | undefin
 function closingCode(index: number, line: number | undefined): string {
   const lineCode = line ?? 'undefined';
   return (
-    `${placeholder('bodyEnd', index)}, ${lineCode}, options, ${WATCH_VARIABLE}, ${placeholder('cannotWait', index)});${placeholder('settle', index)}` +
-    `if (__eta.layout !== ${LAYOUT_VARIABLE}) throw ${PLUGIN_VARIABLE}.layoutInBody(${lineCode}, options);} ` +
+    `${placeholder('bodyEnd', index)}, ${lineCode}, options, ${WATCH_VARIABLE}, ${placeholder('cannotWait', index)});${placeholder('settle', index)}} ` +
     `catch (error) { ${placeholder('failed', index)} }` +
     `if (${HTML_VARIABLE} !== undefined) { __eta.res+=${HTML_VARIABLE};${WATCH_VARIABLE}.blockFinished(); }}`
   );
@@ -167,14 +168,19 @@ interface BlockCode {
 }
 
 /**
- * A body captured as the function the runtime calls on a miss. The template's code runs in a function
- * of its own inside it, which must reach its end: a `return` there would leave only the body, not the
- * function around the block as it does without the cache (and on a hit the body does not run at all).
+ * A body captured as the function the runtime calls on a miss, which fails before anything is stored
+ * if the template's code in it did what a hit could not repeat. That code runs in a function of its own,
+ * which must reach its end: a `return` there would leave only the body, not the function around the
+ * block as it does without the cache. And it must not choose the page's layout.
  */
 function capturedBody(asynchronous: boolean, line: number | undefined): Wrapper {
+  const lineCode = line ?? 'undefined';
   const finished = `${PLUGIN_VARIABLE}.finished`;
-  const end = `\nreturn ${finished};})() !== ${finished}) throw ${PLUGIN_VARIABLE}.returnInBody(${line ?? 'undefined'}, options);})`;
-  return asynchronous ? ['captureAsync(async () => {if (await (async () => {', end] : ['capture(() => {if ((() => {', end];
+  const start = `const ${LAYOUT_VARIABLE}=__eta.layout;if (${asynchronous ? 'await (async' : '('} () => {`;
+  const end =
+    `\nreturn ${finished};})() !== ${finished}) throw ${PLUGIN_VARIABLE}.returnInBody(${lineCode}, options);` +
+    `if (__eta.layout !== ${LAYOUT_VARIABLE}) throw ${PLUGIN_VARIABLE}.layoutInBody(${lineCode}, options);})`;
+  return asynchronous ? [`captureAsync(async () => {${start}`, end] : [`capture(() => {${start}`, end];
 }
 
 /** A block throws its error: the render stops, and no block around it stores anything. */
@@ -198,9 +204,14 @@ const WAITING_BLOCK: BlockKind = {
 };
 const INSIDE_FUNCTION_BLOCK: BlockKind = { cannotWait: `${PLUGIN_VARIABLE}.insideFunction`, settle: '', failed: KEEPS };
 
-/** Probes compile a body as a plain function, or as none at all (its code then stands in the block's place). */
+/**
+ * Probes compile a body as a plain function; or as a statement block in the block's place; or with the
+ * tags' own code closed before the body and opened after it, which leaves the body's code as it is
+ * without the tags, nested with the code around it however it may be.
+ */
 const PROBED_BODY: Wrapper = ['captureAsync(async () => {', '})'];
 const INLINE_BODY: Wrapper = ["'');{", "}void(''"];
+const TRANSPARENT_BODY: Wrapper = ['0)}catch(error){}}', '{try{void(0'];
 
 /**
  * The probe of where a block stands, with `yield 0`, which compiles only directly in a generator
@@ -313,7 +324,8 @@ export class EtaCachePlugin {
     } catch (error) {
       if (!(error instanceof TemplateSyntaxError)) throw error;
       this.parsed = { lines: [], parents: [], closingOrder: [], args: [] };
-      return [{ t: 'e', val: throwing(error.reason, error.line) }];
+      // The line lets Eta's debug mode show the template around the block.
+      return [{ t: 'e', val: throwing(error.reason, error.line), lineNo: error.line }];
     }
     return result;
   }
@@ -336,7 +348,7 @@ export class EtaCachePlugin {
     const { lines, closingOrder } = this.parsed;
     const topLevel = this.blocksAtTopLevel(watched, config.varName, asynchronous);
     if (topLevel === undefined) {
-      const bad = this.badArgument(config.varName) ?? this.bodyLeavingLoop(watched, constructor, config.varName);
+      const bad = this.badArgument(config.varName) ?? this.misplacedBody(watched, constructor, config.varName);
       if (bad !== undefined) return header + bad;
       // The template's own error: Eta reports it on the code as it would run.
       return writeBlocks(watched, closingOrder, (block) => ({ ...(asynchronous ? WAITING_BLOCK : SYNCHRONOUS_BLOCK), body: capturedBody(false, lines[block]) }));
@@ -379,17 +391,23 @@ export class EtaCachePlugin {
   }
 
   /**
-   * For a template whose code does not compile: the code that throws a TemplateSyntaxError for the
-   * innermost block whose body would `continue` or `break` a loop outside it, which a body of its own
-   * cannot (the template compiles with that body written in the block's place), if there is one.
+   * For a template whose code does not compile, but would without the cache tags: the code that throws a
+   * TemplateSyntaxError for the block at fault. Either a block's tags stand at different levels of the
+   * template's own `{ … }`, or its body would `continue` or `break` a loop outside it, which a body of its
+   * own cannot (the template compiles with that body written as a statement block in its place).
    */
-  private bodyLeavingLoop(code: string, constructor: FunctionConstructor, varName: string): string | undefined {
+  private misplacedBody(code: string, constructor: FunctionConstructor, varName: string): string | undefined {
     const { closingOrder, lines } = this.parsed;
-    const written = (wrapped: number | undefined) =>
-      writeBlocks(code, closingOrder, (block) => ({ cannotWait: 'undefined', settle: '', failed: THROWS, body: block === wrapped ? PROBED_BODY : INLINE_BODY }));
-    if (!compiles(constructor, written(undefined), varName)) return undefined;
-    const block = closingOrder.find((candidate) => !compiles(constructor, written(candidate), varName));
-    return block === undefined ? undefined : throwing(LEAVING_LOOP, lines[block]);
+    const written = (body: Wrapper, odd: number | undefined, oddBody: Wrapper) =>
+      writeBlocks(code, closingOrder, (block) => ({ cannotWait: 'undefined', settle: '', failed: '', body: block === odd ? oddBody : body }));
+    const firstFailing = (body: Wrapper, oddBody: Wrapper) => closingOrder.find((block) => !compiles(constructor, written(body, block, oddBody), varName));
+    if (!compiles(constructor, written(TRANSPARENT_BODY, undefined, TRANSPARENT_BODY), varName)) return undefined;
+    if (!compiles(constructor, written(INLINE_BODY, undefined, INLINE_BODY), varName)) {
+      const misnested = firstFailing(TRANSPARENT_BODY, INLINE_BODY);
+      return misnested === undefined ? undefined : throwing(MISNESTED, lines[misnested]);
+    }
+    const leaving = firstFailing(INLINE_BODY, PROBED_BODY);
+    return leaving === undefined ? undefined : throwing(LEAVING_LOOP, lines[leaving]);
   }
 
   /**

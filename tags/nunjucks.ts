@@ -173,13 +173,22 @@ function templateHolding(env: RenderingEnvironment, lexer: Lexer, rendered: stri
   return renderedIsNotIt ? `${rendered} (in a template it extends, imports or includes)` : rendered;
 }
 
-/** Constructs Nunjucks renders synchronously even in an asynchronous render, with their end tags. */
-const SYNCHRONOUS_CONSTRUCTS = new Map<string, string>([
+/**
+ * The constructs that hold a cache block, with their end tags: those Nunjucks renders synchronously even
+ * in an asynchronous render, and loops and tests, whose `else` decides where a loop's `else` is.
+ */
+const CONSTRUCT_ENDS = new Map<string, string>([
   ['macro', 'endmacro'],
   ['call', 'endcall'],
   ['filter', 'endfilter'],
   ['set', 'endset'],
+  ['for', 'endfor'],
+  ['asyncEach', 'endeach'],
+  ['asyncAll', 'endall'],
+  ['if', 'endif'],
+  ['ifAsync', 'endif'],
 ]);
+const LOOPS = new Set(['for', 'asyncEach', 'asyncAll']);
 const RAW_BLOCKS = new Map([
   ['raw', 'endraw'],
   ['verbatim', 'endverbatim'],
@@ -198,7 +207,9 @@ const NUNJUCKS_ADVICE = { overlapping: ADVICE_ON_CONSTRUCTS, unfinished: ADVICE_
 const EXTENDS_IN_BODY = '{% extends %} inside a cache block would choose the layout only when the block renders, not on a hit: put it outside the block';
 
 /** How a tag is compiled: Nunjucks's synchronous call, its asynchronous call, or the synchronous call inside a construct. */
-type Mode = 'sync' | 'async' | 'macro' | 'call' | 'filter' | 'set';
+type Mode = 'sync' | 'async' | SynchronousConstruct;
+/** Where Nunjucks cannot use an asynchronous call: `else` is a loop's `{% else %}`, which it fails to compile with one. */
+type SynchronousConstruct = 'macro' | 'call' | 'filter' | 'set' | 'else';
 
 /** Why a block cannot wait, by the `mode` its call was compiled with; `async` blocks may wait in a watched render. */
 const CANNOT_WAIT: Readonly<Record<Mode, NoWaiting>> = {
@@ -214,6 +225,10 @@ const CANNOT_WAIT: Readonly<Record<Mode, NoWaiting>> = {
   call: insideConstruct('call'),
   filter: insideConstruct('filter'),
   set: insideConstruct('set'),
+  else: new NoWaiting(
+    'the block is in the {% else %} of a loop, where Nunjucks cannot compile a tag that waits: ' +
+      'test for the empty list with {% if %} around the loop instead, or give the block a cache that answers synchronously (using="…")',
+  ),
 };
 
 function insideConstruct(construct: string): NoWaiting {
@@ -225,12 +240,12 @@ function insideConstruct(construct: string): NoWaiting {
 
 /**
  * The innermost synchronous construct that is open at the end of `source`, found with Nunjucks's own
- * lexer. A `set` counts only in its block form (`{% set x %}...{% endset %}`).
+ * lexer. A `set` counts only in its block form (`{% set x %}...{% endset %}`), a loop only after its `else`.
  */
-function openSynchronousConstruct(source: string, like: Tokenizer, lexer: Lexer): Mode | undefined {
+function openSynchronousConstruct(source: string, like: Tokenizer, lexer: Lexer): SynchronousConstruct | undefined {
   const tokenizer = lexer.lex(source, { trimBlocks: like.trimBlocks, lstripBlocks: like.lstripBlocks });
   tokenizer.tags = like.tags;
-  const open: Mode[] = [];
+  const open: Array<{ readonly word: string; synchronous: SynchronousConstruct | undefined }> = [];
   let rawEnd: string | undefined;
   for (let token = tokenizer.nextToken(); token; token = tokenizer.nextToken()) {
     if (token.type !== 'block-start') continue;
@@ -241,18 +256,24 @@ function openSynchronousConstruct(source: string, like: Tokenizer, lexer: Lexer)
       continue;
     }
     rawEnd = RAW_BLOCKS.get(word.value);
+    const innermost = open.at(-1);
     if (word.value === 'set') {
       let rest = nextSignificant(tokenizer);
       let assigns = false;
       for (; rest && rest.type !== 'block-end'; rest = nextSignificant(tokenizer)) assigns ||= rest.type === 'operator' && rest.value === '=';
-      if (!assigns) open.push('set');
+      if (!assigns) open.push({ word: 'set', synchronous: 'set' });
     } else if (word.value === 'macro' || word.value === 'call' || word.value === 'filter') {
-      open.push(word.value);
-    } else if (open.length > 0 && SYNCHRONOUS_CONSTRUCTS.get(open[open.length - 1]!) === word.value) {
+      open.push({ word: word.value, synchronous: word.value });
+    } else if (CONSTRUCT_ENDS.has(word.value)) {
+      open.push({ word: word.value, synchronous: undefined });
+    } else if (word.value === 'else' && innermost !== undefined && LOOPS.has(innermost.word)) {
+      innermost.synchronous = 'else';
+    } else if (innermost !== undefined && CONSTRUCT_ENDS.get(innermost.word) === word.value) {
       open.pop();
     }
   }
-  return open[open.length - 1];
+  for (let index = open.length - 1; index >= 0; index--) if (open[index]!.synchronous !== undefined) return open[index]!.synchronous;
+  return undefined;
 }
 
 function offsetOf(source: string, lineno: number, colno: number): number {

@@ -162,6 +162,14 @@ const nunjucksCases: readonly CaseOf[] = [
     },
   },
   {
+    title: "a loop's else",
+    templates: {
+      page: '{% for i in items %}{% cache 60 row i %}<{{ i }}{{ rev }}{{ tick() }}>{% endcache %}{% else %}{% cache 60 none %}-{% endcache %}{% endfor %}|{% for i in [] %}x{% else %}{% cache 60 none %}n{{ rev }}{{ tick() }}{% endcache %}{% endfor %}',
+    },
+    fragments: [['row', [1]], ['row', [2]], ['none', []]],
+    whenWaiting: { at: 'page:1', says: "The cache tag's cache (<cache>) answers asynchronously, and the block is in the {% else %} of a loop" },
+  },
+  {
     title: 'asyncAll',
     templates: { page: '{% asyncAll i in items %}{% cache 60 row i %}<{{ i }}{{ rev }}{{ tick() }}>{% endcache %}{% endall %}' },
     fragments: [['row', [1]], ['row', [2]]],

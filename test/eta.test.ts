@@ -165,6 +165,14 @@ describe('Eta cache tag', function () {
         expect((await rejectionOf(s.eta.renderAsync('broken', s.data()))).message).to.equal(where + reason);
       });
     }
+
+    it("show the template around the block in Eta's debug mode, the fragcache error as the cause", function () {
+      const s = site({ 'broken.eta': 'first line\n<% cache 60 n %>never closed' });
+      const debugging = new Eta({ views: s.views, debug: true, plugins: [cachePlugin({ caches: s.caches })] });
+      const error = thrownBy(() => debugging.render('broken', s.data()));
+      expect(error.message).to.include(`${join(s.views, 'broken.eta')}:2\n`).and.to.include(' >> 2| <% cache 60 n %>never closed');
+      expect(error.cause).to.be.instanceOf(TemplateSyntaxError);
+    });
   });
 
   const constructs: Templates = {
@@ -311,11 +319,14 @@ describe('Eta cache tag', function () {
       expect(await s.eta.renderAsync('page', s.data({ items }))).to.equal('[(1)(2)(3)|S]');
     });
 
-    it('refuse layout() inside a cache block, whose layout a hit would not choose', function () {
+    it('refuse layout() inside a cache block, whose layout a hit would not choose, on every render', async function () {
+      const refusal = 'layout() inside a cache block would choose the layout only when the block renders, not on a hit: call it outside the block';
       const s = site({ 'page.eta': 'x\n<% cache 60 c %><% layout("./frame") %>C<% endcache %>', 'frame.eta': '[<%~ it.body %>]' });
-      expect(thrownBy(() => s.eta.render('page', s.data())).message).to.equal(
-        `${join(s.views, 'page.eta')}:2: layout() inside a cache block would choose the layout only when the block renders, not on a hit: call it outside the block`,
-      );
+      for (let render = 0; render < 2; render++) {
+        expect(thrownBy(() => s.eta.render('page', s.data())).message).to.equal(`${join(s.views, 'page.eta')}:2: ${refusal}`);
+        expect((await rejectionOf(s.eta.renderAsync('page', s.data()))).message).to.equal(`${join(s.views, 'page.eta')}:2: ${refusal}`);
+      }
+      expect(await s.caches.get('default').get(makeTemplateFragmentKey('c', []))).to.equal(undefined);
     });
 
     it('write no Promise into the page when the text of a block says "await"', async function () {
@@ -333,6 +344,15 @@ describe('Eta cache tag', function () {
   describe('a body runs on its own', function () {
     const items = [1, 2, 3];
 
+    /** Both kinds of render of `page` throw the TemplateSyntaxError `reason`, located at page.eta:2. */
+    async function expectRefused(page: string, reason: string, data: object): Promise<void> {
+      const s = site({ 'page.eta': page });
+      const error = thrownBy(() => s.eta.render('page', s.data(data)));
+      expect(error, page).to.be.instanceOf(TemplateSyntaxError);
+      expect(error.message, page).to.equal(`${join(s.views, 'page.eta')}:2: ${reason}`);
+      expect((await rejectionOf(s.eta.renderAsync('page', s.data(data)))).message, page).to.equal(`${join(s.views, 'page.eta')}:2: ${reason}`);
+    }
+
     it('refuses return in a body, which would leave only the body, and stores nothing', async function () {
       const returning = "return inside a cache block's body would leave only the body, not the function around the block, and on a hit the body does not run: test before the block instead";
       for (const page of ['x\n<% it.items.forEach((i) => { %><% cache 60 row i %><% if (i === 2) return; %>(<%= i %>)<% endcache %>.<% }) %>', 'x\n<% cache 60 row 2 %><% if (it.items.length) return; %>R<% endcache %>']) {
@@ -349,11 +369,17 @@ describe('Eta cache tag', function () {
         '<% for (const i of it.items) { %>\n<% cache 60 row i %><% if (i === 2) continue; %>(<%= i %>)<% endcache %><% } %>',
         '<% for (const i of it.items) { %><% cache 60 outer %>\n<% cache 60 row i %><% if (i === 2) break; %><% endcache %><% endcache %><% } %>',
       ]) {
-        const s = site({ 'page.eta': page });
-        const error = thrownBy(() => s.eta.render('page', s.data({ items })));
-        expect(error, page).to.be.instanceOf(TemplateSyntaxError);
-        expect(error.message, page).to.equal(`${join(s.views, 'page.eta')}:2: ${leaving}`);
-        expect((await rejectionOf(s.eta.renderAsync('page', s.data({ items })))).message, page).to.equal(`${join(s.views, 'page.eta')}:2: ${leaving}`);
+        await expectRefused(page, leaving, { items });
+      }
+    });
+
+    it("refuses a block whose tags stand at different levels of the template's own braces, naming the block", async function () {
+      const overlapping = "the cache block and the template's own { … } overlap: open and close the block inside the same braces, around whole statements";
+      for (const page of [
+        'x\n<% if (it.flag) { %><% cache 60 x %>x<% } %><% endcache %>',
+        '<% cache 60 outer %>\n<% cache 60 x %><% if (it.flag) { %>x<% endcache %><% } %><% endcache %>',
+      ]) {
+        await expectRefused(page, overlapping, { flag: true });
       }
     });
 
