@@ -350,12 +350,12 @@ export class EtaCachePlugin {
     if (topLevel === undefined) {
       const bad = this.badArgument(config.varName) ?? this.misplacedBody(watched, constructor, config.varName);
       if (bad !== undefined) return header + bad;
-      // The template's own error: Eta reports it on the code as it would run.
-      return writeBlocks(watched, closingOrder, (block) => ({ ...(asynchronous ? WAITING_BLOCK : SYNCHRONOUS_BLOCK), body: capturedBody(false, lines[block]) }));
+      // Otherwise the error is the template's own, which Eta reports on the code as it would run (every
+      // block written as if at the top level).
     }
     return writeBlocks(watched, closingOrder, (block, body) => {
       const line = lines[block];
-      if (!topLevel[block]) {
+      if (topLevel?.[block] === false) {
         // A body that awaits must be captured asynchronously to compile; the runtime then refuses it on a miss.
         const awaits = /\bawait\b/.test(body) && this.bodyAwaits(watched, block, constructor, config.varName);
         return { ...INSIDE_FUNCTION_BLOCK, body: capturedBody(awaits, line) };

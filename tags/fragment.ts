@@ -255,7 +255,7 @@ class MadeFragmentKeys {
     }
     if (kind === 'bare') keys.bare = key;
     else if (kind === 'byValue') keys.byValue.set(lookup, key);
-    else keys.byEncoding.set(lookup as string, key);
+    else keys.byEncoding.set(encoding, key);
     this.count++;
     return key;
   }

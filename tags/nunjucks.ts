@@ -174,8 +174,9 @@ function templateHolding(env: RenderingEnvironment, lexer: Lexer, rendered: stri
 }
 
 /**
- * The constructs that hold a cache block, with their end tags: those Nunjucks renders synchronously even
- * in an asynchronous render, and loops and tests, whose `else` decides where a loop's `else` is.
+ * The constructs around a cache block that decide how its tag is compiled, with their end tags: those
+ * Nunjucks renders synchronously even in an asynchronous render, and loops and tests, followed so that
+ * an `else` is known to be a loop's or a test's.
  */
 const CONSTRUCT_ENDS = new Map<string, string>([
   ['macro', 'endmacro'],

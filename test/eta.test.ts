@@ -166,6 +166,16 @@ describe('Eta cache tag', function () {
       });
     }
 
+    it("leave the template's own syntax error to Eta, said as it says it without the cache tags", async function () {
+      const s = site({});
+      const plain = new Eta({ autoEscape: true });
+      const page = '<% cache 60 a %><%= await Promise.resolve(1) %><% endcache %>\n<% if (it.x) { %>';
+      const headline = (error: Error) => error.message.split('\n').slice(0, 3).join('\n');
+      // Eta compiles before it returns its Promise, so a syntax error is thrown.
+      const expected = headline(thrownBy(() => plain.renderStringAsync(page.replace(/<% (end)?cache[^%]*%>/g, ''), {})));
+      expect(headline(thrownBy(() => s.eta.renderStringAsync(page, s.data())))).to.equal(expected);
+    });
+
     it("show the template around the block in Eta's debug mode, the fragcache error as the cause", function () {
       const s = site({ 'broken.eta': 'first line\n<% cache 60 n %>never closed' });
       const debugging = new Eta({ views: s.views, debug: true, plugins: [cachePlugin({ caches: s.caches })] });
