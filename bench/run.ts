@@ -5,7 +5,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { memcachedServers, postgresServer, redisServers, stopServers } from '../test/servers.js';
+import { memcachedServers, postgresServer, redisServers, stopServers } from '../servers/index.js';
 import { backendOperations, type OperationResult } from './backend-ops.js';
 import { fragmentHit, type FragmentResult } from './fragment-hit.js';
 import { formatRate, printTable } from './measure.js';

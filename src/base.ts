@@ -183,13 +183,16 @@ export abstract class BaseCache {
 
   // ---- made-key access for integrations (the template tags) ---------------------------------------
 
-  /** Reads a made key: synchronously where the backend can. */
-  readEntry(madeKey: string): Awaitable<unknown> {
+  /**
+   * Reads a key that is already made (and validated): synchronously where the backend can, which is
+   * what lets a template tag render a hit without an await.
+   */
+  getByMadeKey(madeKey: string): Awaitable<unknown> {
     return this.getEntry(madeKey);
   }
 
-  /** Writes a made key with a resolved timeout; a timeout that has already passed removes the entry. */
-  writeEntry(madeKey: string, value: unknown, timeout: Timeout): Awaitable<unknown> {
+  /** Writes a key that is already made, with a resolved timeout; one that has already passed removes the entry. */
+  setByMadeKey(madeKey: string, value: unknown, timeout: Timeout): Awaitable<unknown> {
     return isExpired(timeout) ? this.deleteEntry(madeKey) : this.setEntry(madeKey, value, timeout);
   }
 
@@ -230,7 +233,7 @@ export abstract class BaseCache {
 
   async set(key: string, value: unknown, opts?: TimeoutOptions): Promise<void> {
     checkedValue(value);
-    const written = this.writeEntry(this.makeAndValidateKey(key, opts?.version), value, this.resolveTimeout(opts?.timeout));
+    const written = this.setByMadeKey(this.makeAndValidateKey(key, opts?.version), value, this.resolveTimeout(opts?.timeout));
     if (isPromiseLike(written)) await written;
   }
 

@@ -18,7 +18,7 @@ export { FileBasedCache } from './backends/file.js';
 export { MemcachedCache } from './backends/memcached.js';
 export { RedisCache } from './backends/redis.js';
 export type { RedisBackendOptions } from './backends/redis.js';
-export { defaultKeyFunction, makeTemplateFragmentKey } from './keys.js';
+export { defaultKeyFunction } from './keys.js';
 export type { KeyFunction } from './keys.js';
 export { JSONSerializer, jsonSerializer } from './serializers.js';
 export type { Serializer } from './serializers.js';
@@ -30,4 +30,4 @@ export {
   InvalidVaryValueError,
   TemplateSyntaxError,
 } from './errors.js';
-export { invalidateFragment, fragmentCache } from './fragments.js';
+export { fragmentCache, invalidateFragment, makeTemplateFragmentKey } from './fragments/index.js';

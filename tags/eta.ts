@@ -14,8 +14,8 @@
  * Eta's output buffer cannot take two writers at once). Where the block stands is found by compiling.
  */
 import type { EtaConfig } from 'eta';
-import { TemplateSyntaxError, type Awaitable, type CacheRegistry } from '../src/index.js';
-import { FragmentRuntime, NO_ALIAS, NoWaiting, RenderWatch, TOO_FEW_ARGUMENTS, USING_NOT_LAST, displayValue, unclosedTag, type RenderBody } from './fragment.js';
+import { TemplateSyntaxError, type Awaitable, type CacheRegistry } from 'fragcache';
+import { FragmentRuntime, NO_ALIAS, NoWaiting, RenderWatch, TOO_FEW_ARGUMENTS, USING_NOT_LAST, displayValue, unclosedTag, type RenderBody } from 'fragcache/fragments';
 
 type AstItem = string | { t: string; val: string; lineNo?: number };
 

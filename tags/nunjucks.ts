@@ -13,8 +13,8 @@
  * application renders with, and marks its output safe with that environment's own `safe` filter.
  */
 import { createHash } from 'node:crypto';
-import { CacheTagError, TemplateSyntaxError, type Awaitable, type CacheRegistry } from '../src/index.js';
-import { FragmentRuntime, NO_ALIAS, NoWaiting, RenderWatch, TOO_FEW_ARGUMENTS, USING_NOT_LAST, unclosedTag, type RenderBody } from './fragment.js';
+import { CacheTagError, TemplateSyntaxError, type Awaitable, type CacheRegistry } from 'fragcache';
+import { FragmentRuntime, NO_ALIAS, NoWaiting, RenderWatch, TOO_FEW_ARGUMENTS, USING_NOT_LAST, unclosedTag, type RenderBody } from 'fragcache/fragments';
 
 // The parts of Nunjucks's (untyped) parser API this tag uses.
 interface Token {

@@ -7,9 +7,9 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { CacheRegistry, DatabaseCache, type BackendConfig } from 'fragcache';
 import { describeConformance } from './conformance.js';
-import { postgresServer } from './servers.js';
+import { postgresServer } from '../servers/index.js';
 import { describeTagRoundTrip } from './tag-round-trip.js';
-import { sleep } from './helpers.js';
+import { CLI, sleep } from './helpers.js';
 
 const run = promisify(execFile);
 
@@ -65,7 +65,7 @@ describe('database', function () {
             'odd"name': { backend: 'database', location: 'cli odd"table', options: { connectionString } },
           }),
         );
-        const cli = (...args: string[]) => run(process.execPath, ['dist/src/cli.js', 'createcachetable', '--config', config, ...args]);
+        const cli = (...args: string[]) => run(process.execPath, [...CLI, 'createcachetable', '--config', config, ...args]);
         const dry = await cli('--dry-run');
         expect(dry.stdout).to.include('CREATE TABLE IF NOT EXISTS "cli_pages"');
         expect(dry.stdout).to.include('CREATE TABLE IF NOT EXISTS "cli odd""table"');
@@ -77,7 +77,7 @@ describe('database', function () {
         expect(await sql(`SELECT cache_key FROM cli_pages`)).to.deep.equal([{ cache_key: 'kept' }]);
         expect((await cli('--dry-run')).stdout).to.equal('');
 
-        const usage = await run(process.execPath, ['dist/src/cli.js', 'nonsense']).catch((error: { code: number; stderr: string }) => error);
+        const usage = await run(process.execPath, [...CLI, 'nonsense']).catch((error: { code: number; stderr: string }) => error);
         expect(usage).to.include({ code: 2 });
       } finally {
         rmSync(dir, { recursive: true, force: true });

@@ -15,7 +15,7 @@ import { cachePlugin } from 'fragcache/eta';
 import { CacheExtension, renderAsync } from 'fragcache/nunjucks';
 import { AsyncMemoryCache } from './fixtures/async-memory-cache.js';
 import { rejectionOf, unique } from './helpers.js';
-import { memcachedServers, postgresServer, redisServers } from './servers.js';
+import { memcachedServers, postgresServer, redisServers } from '../servers/index.js';
 
 export type Engine = 'nunjucks' | 'eta';
 

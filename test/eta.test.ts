@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { CacheRegistry, TemplateSyntaxError, invalidateFragment, makeTemplateFragmentKey, type CacheConfig } from 'fragcache';
 import { cachePlugin } from 'fragcache/eta';
 import { AsyncMemoryCache } from './fixtures/async-memory-cache.js';
-import { rejectionOf, separateCopyOf, thrownBy, unique } from './helpers.js';
+import { cacheKeyWarnings, rejectionOf, separateCopyOf, thrownBy, unique } from './helpers.js';
 
 type Templates = Record<string, string>;
 
@@ -61,12 +61,16 @@ describe('Eta cache tag', function () {
           '<% cache 60 sidebar it.user 7 %>1<% endcache %><% cache 60 local-thing %>2<% endcache %>' +
           '<% cache 60 a.b %>3<% endcache %><% cache 60 "quoted name" %>4<% endcache %><% cache 1 using="x" %>5<% endcache %>',
       });
-      s.eta.render('page', s.data({ user: 'ann', sidebar: 'not a variable' }));
+      const warnings = await cacheKeyWarnings(async () => s.eta.render('page', s.data({ user: 'ann', sidebar: 'not a variable' })));
+      expect(warnings).to.deep.equal([`Cache key contains characters that will cause errors if used with memcached: '${s.caches.default.makeKey(makeTemplateFragmentKey('quoted name'))}'`]);
       const cache = s.caches.default;
       expect(await cache.get(makeTemplateFragmentKey('sidebar', ['ann', 7]))).to.equal('1');
-      for (const [name, html] of [['local-thing', '2'], ['a.b', '3'], ['quoted name', '4'], ['using="x"', '5']]) {
-        expect(await cache.get(makeTemplateFragmentKey(name!)), name).to.equal(html);
-      }
+      const readWarnings = await cacheKeyWarnings(async () => {
+        for (const [name, html] of [['local-thing', '2'], ['a.b', '3'], ['quoted name', '4'], ['using="x"', '5']]) {
+          expect(await cache.get(makeTemplateFragmentKey(name!)), name).to.equal(html);
+        }
+      });
+      expect(readWarnings).to.deep.equal(warnings);
     });
 
     it('shares entries with Nunjucks-rendered fragments of the same name and vary values', async function () {

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileBasedCache, type BackendConfig } from 'fragcache';
 import { describeConformance } from './conformance.js';
+import { SOURCES } from './helpers.js';
 import { describeTagRoundTrip } from './tag-round-trip.js';
 
 const directories: string[] = [];
@@ -94,7 +95,7 @@ describe('file specifics', function () {
     const writers = [1, 2, 3].map(
       (writer) =>
         new Promise<number>((resolve) => {
-          const child = spawn(process.execPath, ['test/fixtures/file-writer.mjs', dir, String(writer), '30'], { stdio: 'inherit' });
+          const child = spawn(process.execPath, [...SOURCES, 'test/fixtures/file-writer.mjs', dir, String(writer), '30'], { stdio: 'inherit' });
           child.on('exit', (code) => resolve(code ?? 1));
         }),
     );

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CacheKeyWarning } from 'fragcache';
+import { warningsDuring } from './hooks.js';
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -15,21 +16,10 @@ export function unique(prefix: string): string {
   return `${prefix}-${process.pid}-${counter}`;
 }
 
-/** Runs `action` and returns the messages of the CacheKeyWarnings it emitted. */
+/** Runs `action` and returns the messages of the CacheKeyWarnings it emitted (and only those). */
 export async function cacheKeyWarnings(action: () => Promise<unknown>): Promise<string[]> {
-  const seen: string[] = [];
-  const listener = (warning: Error) => {
-    if (warning instanceof CacheKeyWarning) seen.push(warning.message);
-  };
-  process.on('warning', listener);
-  try {
-    await action();
-    // process.emitWarning delivers on the next tick.
-    await new Promise((resolve) => setImmediate(resolve));
-  } finally {
-    process.off('warning', listener);
-  }
-  return seen;
+  const warnings = await warningsDuring(action);
+  return warnings.filter((warning) => warning instanceof CacheKeyWarning).map((warning) => warning.message);
 }
 
 /** The rejection of `promise`, failing the test if it resolves. */
@@ -68,3 +58,9 @@ export function separateCopyOf<T>(packageName: string): T {
   copy(packageName);
   return createRequire(join(app, 'app.cjs'))(packageName) as T;
 }
+
+/** Node's arguments for a child process that loads `fragcache` from the sources, as the tests do. */
+export const SOURCES = ['--import', 'tsx', '--conditions=fragcache-source'];
+
+/** The arguments that run the `fragcache` command from the sources. */
+export const CLI = [...SOURCES, 'src/cli.ts'];

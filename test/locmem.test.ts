@@ -66,7 +66,7 @@ describe('locmem', function () {
 
   it('answers synchronously at the made-key level, so a template hit awaits nothing', function () {
     const cache = create(undefined);
-    cache.writeEntry(cache.makeKey('key'), 'html', 60);
-    expect(cache.readEntry(cache.makeKey('key'))).to.equal('html');
+    cache.setByMadeKey(cache.makeKey('key'), 'html', 60);
+    expect(cache.getByMadeKey(cache.makeKey('key'))).to.equal('html');
   });
 });

@@ -4,7 +4,7 @@ import { CacheRegistry, CacheTagError, InvalidCacheKeyError, MemcachedCache, typ
 import { cachePlugin } from 'fragcache/eta';
 import { describeConformance } from './conformance.js';
 import { rejectionOf } from './helpers.js';
-import { memcachedServers, startMemcached } from './servers.js';
+import { memcachedServers, startMemcached } from '../servers/index.js';
 import { describeTagRoundTrip } from './tag-round-trip.js';
 
 describe('memcached', function () {

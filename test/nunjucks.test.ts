@@ -5,8 +5,8 @@ import nunjucks from 'nunjucks';
 import { CacheRegistry, TemplateSyntaxError, invalidateFragment, makeTemplateFragmentKey, type CacheConfig } from 'fragcache';
 import { CacheExtension, expressViews, renderAsync, renderStringAsync } from 'fragcache/nunjucks';
 import { AsyncMemoryCache } from './fixtures/async-memory-cache.js';
-import { rejectionOf, separateCopyOf, sleep, thrownBy, unique } from './helpers.js';
-import { redisServers } from './servers.js';
+import { cacheKeyWarnings, rejectionOf, separateCopyOf, sleep, thrownBy, unique } from './helpers.js';
+import { redisServers } from '../servers/index.js';
 
 type Templates = Record<string, string>;
 
@@ -110,11 +110,15 @@ describe('Nunjucks cache tag', function () {
           '{% cache 60 local-thing %}1{% endcache %}{% cache 60 a.b %}2{% endcache %}' +
           '{% cache 60 "quoted name" %}3{% endcache %}{% cache 60 sidebar %}4{% endcache %}{% cache 1 using="x" %}5{% endcache %}',
       });
-      s.render('page.njk', { sidebar: 'not this', a: { b: 'nor this' } });
+      const warnings = await cacheKeyWarnings(async () => s.render('page.njk', { sidebar: 'not this', a: { b: 'nor this' } }));
+      expect(warnings).to.deep.equal([`Cache key contains characters that will cause errors if used with memcached: '${s.caches.default.makeKey(makeTemplateFragmentKey('quoted name'))}'`]);
       const cache = s.caches.default;
-      for (const [name, html] of [['local-thing', '1'], ['a.b', '2'], ['quoted name', '3'], ['sidebar', '4'], ['using="x"', '5']]) {
-        expect(await cache.get(makeTemplateFragmentKey(name!)), name).to.equal(html);
-      }
+      const readWarnings = await cacheKeyWarnings(async () => {
+        for (const [name, html] of [['local-thing', '1'], ['a.b', '2'], ['quoted name', '3'], ['sidebar', '4'], ['using="x"', '5']]) {
+          expect(await cache.get(makeTemplateFragmentKey(name!)), name).to.equal(html);
+        }
+      });
+      expect(readWarnings).to.deep.equal(warnings);
     });
 
     it('caches an empty rendering as a hit', function () {

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { CacheRegistry, RedisCache, type BackendConfig } from 'fragcache';
 import { describeConformance } from './conformance.js';
 import { rejectionOf } from './helpers.js';
-import { redisCluster, redisServers, type RedisServers } from './servers.js';
+import { redisCluster, redisServers, type RedisServers } from '../servers/index.js';
 import { describeTagRoundTrip } from './tag-round-trip.js';
 
 describe('redis', function () {

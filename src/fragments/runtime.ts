@@ -1,20 +1,34 @@
 /**
  * The engine-neutral half of the `cache` tag: argument checks, timeout and cache resolution, the key,
- * and the one place where get → render → set happens. The Nunjucks and Eta integrations only parse
- * their syntax, say whether the render may wait, and call `FragmentRuntime.render`.
+ * and the one place where get → render → set happens. An engine's tag only parses its syntax, says
+ * whether the render may wait, and calls `FragmentRuntime.render` (docs/custom-engines.md shows one).
  */
-import {
-  CacheTagError,
-  TemplateSyntaxError,
-  caches as processCaches,
-  fragmentCache,
-  type Awaitable,
-  type BaseCache,
-  type CacheRegistry,
-  type Timeout,
-} from '../src/index.js';
-import { isPromiseLike, toInteger } from '../src/base.js';
-import { encodeVaryOn, fragmentKeyOfEncoded } from '../src/keys.js';
+import { isPromiseLike, toInteger, type Awaitable, type BaseCache, type Timeout } from '../base.js';
+import { CacheTagError, TemplateSyntaxError } from '../errors.js';
+import { caches as processCaches, type CacheRegistry } from '../registry.js';
+import { encodeVaryOn, fragmentKeyOfEncoded, makeTemplateFragmentKey } from './keys.js';
+
+/** The alias that the cache tag prefers when it has no `using=`. */
+export const TEMPLATE_FRAGMENTS_ALIAS = 'template_fragments';
+
+/** The cache a `cache` tag without `using=` stores in: `template_fragments` if configured, else `default`. */
+export function fragmentCache(registry: CacheRegistry): BaseCache {
+  return registry.get(registry.has(TEMPLATE_FRAGMENTS_ALIAS) ? TEMPLATE_FRAGMENTS_ALIAS : 'default');
+}
+
+/**
+ * Deletes a cached fragment from the cache the tag would use for it (`using`, else
+ * `template_fragments`, else `default`); resolves to whether an entry was deleted.
+ */
+export async function invalidateFragment(
+  fragmentName: string,
+  varyOn?: readonly unknown[] | null,
+  opts?: { using?: string; caches?: CacheRegistry },
+): Promise<boolean> {
+  const registry = opts?.caches ?? processCaches;
+  const cache = opts?.using === undefined ? fragmentCache(registry) : registry.get(opts.using);
+  return cache.delete(makeTemplateFragmentKey(fragmentName, varyOn));
+}
 
 /** Where a block's tag stands, for its errors. Nunjucks tells the template only once an error is thrown. */
 export interface BlockPlace {
@@ -320,7 +334,7 @@ export class FragmentRuntime {
     const timeout = resolveFragmentTimeout(timeoutValue, template, line);
     const cache = this.cacheFor(alias, template, line);
     const key = this.keyFor(cache, name, vary, template, line);
-    const cached = cache.readEntry(key);
+    const cached = cache.getByMadeKey(key);
     if (!isPromiseLike(cached)) {
       if (typeof cached === 'string') return cached;
       return this.fill(cache, key, cache.resolveTimeout(timeout), body, { template, line }, watch, cannotWait);
@@ -349,7 +363,7 @@ export class FragmentRuntime {
 
   private store(cache: BaseCache, key: string, html: string, timeout: Timeout, place: BlockPlace, watch: RenderWatch | undefined, cannotWait: NoWaiting | undefined): Awaitable<string> {
     watch?.refuseIfBroken();
-    const written = cache.writeEntry(key, html, timeout);
+    const written = cache.setByMadeKey(key, html, timeout);
     if (!isPromiseLike(written)) return html;
     return this.waitingWatch(cache, written, place, watch, cannotWait)
       .endCacheWaitAfter(written)

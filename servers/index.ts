@@ -1,8 +1,8 @@
 /**
- * Real servers for the backend tests: redis-server, memcached and PostgreSQL from Debian's packages,
- * started on 127.0.0.1 on free ports with throwaway data directories, each on first use, and stopped
- * (by PID) when the run ends, also when tests fail. A missing binary is installed when running as root;
- * otherwise the run fails with the command to run.
+ * Real servers for the backend tests and the benchmarks: redis-server, memcached and PostgreSQL from
+ * Debian's packages, started on 127.0.0.1 on free ports with throwaway data directories, each on first
+ * use, and stopped (by PID) when the run ends, also when tests fail. A missing binary is installed when
+ * running as root; otherwise the run fails with the command to run.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -214,11 +214,3 @@ export async function stopServers(): Promise<void> {
 process.on('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
-
-/** Mocha root hook: runs once after every test file. */
-export const mochaHooks = {
-  async afterAll(this: Mocha.Context) {
-    this.timeout(30_000);
-    await stopServers();
-  },
-};
