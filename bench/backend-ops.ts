@@ -78,7 +78,7 @@ export async function backendOperations(at: BackendLocations): Promise<Operation
 
   const lru = new LRUCache<string, string>({ max: 10_000 });
   results.push(
-    ...(await compare('locmem', new LocMemCache('bench', { backend: 'locmem', options: { maxEntries: 10_000 } }), {
+    ...(await compare('locmem', new LocMemCache('bench', { options: { maxEntries: 10_000 } }), {
       get: (key) => lru.get(made(key)),
       set: (key, value) => lru.set(made(key), value, { ttl: 300_000 }),
       getMany: (keys) => keys.map((key) => lru.get(made(key))),
@@ -89,7 +89,7 @@ export async function backendOperations(at: BackendLocations): Promise<Operation
   );
 
   const redis = new Redis(at.redis);
-  const redisCache = new RedisCache(at.redis, { backend: 'redis' });
+  const redisCache = new RedisCache(at.redis, {});
   results.push(
     ...(await compare('redis', redisCache, {
       get: (key) => redis.getBuffer(made(key)),
@@ -105,7 +105,7 @@ export async function backendOperations(at: BackendLocations): Promise<Operation
   await Promise.all([redis.quit(), redisCache.close()]);
 
   const memcached = memjs.Client.create(at.memcached, { logger: { log() {} } });
-  const memcachedCache = new MemcachedCache(at.memcached, { backend: 'memcached' });
+  const memcachedCache = new MemcachedCache(at.memcached, {});
   const stored = Buffer.from(STORED);
   results.push(
     ...(await compare('memcached', memcachedCache, {
@@ -126,7 +126,7 @@ export async function backendOperations(at: BackendLocations): Promise<Operation
     await rename(`${pathOf(key)}.tmp`, pathOf(key));
   };
   results.push(
-    ...(await compare('file', new FileBasedCache(dir, { backend: 'file', options: { maxEntries: 10_000 } }), {
+    ...(await compare('file', new FileBasedCache(dir, { options: { maxEntries: 10_000 } }), {
       get: (key) => readFile(pathOf(key)),
       set: (key) => writeAtomically(key),
       getMany: (keys) => Promise.all(keys.map((key) => readFile(pathOf(key)))),
@@ -136,7 +136,7 @@ export async function backendOperations(at: BackendLocations): Promise<Operation
   rmSync(dir, { recursive: true, force: true });
   rmSync(rawDir, { recursive: true, force: true });
 
-  const database = new DatabaseCache('bench_cache', { backend: 'database', options: { connectionString: at.postgres } });
+  const database = new DatabaseCache('bench_cache', { options: { client: { connectionString: at.postgres } } });
   await database.createTable();
   const pool = new pg.Pool({ connectionString: at.postgres });
   const upsert = `INSERT INTO bench_cache (cache_key, value, expires) VALUES ($1, $2, now() + interval '300 seconds')

@@ -33,7 +33,7 @@ function settledMemory(): MemorySample {
 async function measureHere(maxEntries = 10_000, churnRounds = 2, churnPerRound = 50_000): Promise<MemoryResult> {
   const fragmentBytes = 2048;
   const baseline = settledMemory();
-  const cache = new LocMemCache('bench-memory', { backend: 'locmem', options: { maxEntries } });
+  const cache = new LocMemCache('bench-memory', { options: { maxEntries } });
   // Each fragment is a distinct flat string on the heap, as rendered pages are (padEnd could share its
   // filler; a Buffer per fragment would add memory outside the heap that is the benchmark's, not ours).
   const page = Buffer.alloc(fragmentBytes, 'x');

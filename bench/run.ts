@@ -5,6 +5,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
+import type { CacheConfig } from 'fragcache';
 import { memcachedServers, postgresServer, redisServers, stopServers } from '../servers/index.js';
 import { backendOperations, type OperationResult } from './backend-ops.js';
 import { fragmentHit, type FragmentResult } from './fragment-hit.js';
@@ -145,7 +146,7 @@ async function main(): Promise<void> {
   const [redis, memcached, postgres] = await Promise.all([redisServers(), memcachedServers(), postgresServer()]);
   try {
     const locations = { redis: redis.url, memcached: memcached[0]!, postgres: postgres.connectionString };
-    const fragmentBackends = { locmem: { backend: 'locmem', location: 'bench-fragments' }, redis: { backend: 'redis', location: redis.url } };
+    const fragmentBackends = { locmem: { backend: 'locmem', location: 'bench-fragments' }, redis: { backend: 'redis', location: redis.url } } satisfies CacheConfig;
 
     const fragments = await fragmentHit(fragmentBackends);
     printTable('Fragment hit (renders/s)', FRAGMENT_HEADER, fragmentRows(fragments));

@@ -1,4 +1,5 @@
-import { CacheKeyWarning } from './errors.js';
+import type { CacheParams, CullingOptions } from './config.js';
+import { CacheKeyWarning, KeyNotFoundError } from './errors.js';
 import { defaultKeyFunction, memcachedKeyProblems, type KeyFunction } from './keys.js';
 import { jsonSerializer, type Serializer } from './serializers.js';
 
@@ -12,31 +13,11 @@ export function isPromiseLike<T>(value: unknown): value is PromiseLike<T> {
 /** Seconds until expiry; `null` never expires; zero or negative expires at once. */
 export type Timeout = number | null;
 
-/** The class of a backend, as the registry constructs it. */
-export type BackendClass = new (location: string | string[] | undefined, params: BackendConfig) => BaseCache;
-
-export interface BackendOptions {
-  /** locmem, file and database: how many entries before a cull. Default 300. */
-  maxEntries?: number;
-  /** locmem, file and database: a cull removes 1/cullFrequency of the entries; 0 removes all. Default 3. */
-  cullFrequency?: number;
-  /** Anything else is passed to the backend's client library (ioredis, memjs, pg). */
-  [clientOption: string]: unknown;
-}
-
-export interface BackendConfig {
-  /** A built-in name, a module specifier `"./path.js#Export"` or `"pkg#Export"`, or a class. */
-  backend: string | BackendClass;
-  location?: string | string[];
-  /** Default timeout in seconds; default 300; `null` never expires. */
-  timeout?: number | null;
-  keyPrefix?: string;
-  version?: number;
-  /** A function, or a module specifier that names one. */
-  keyFunction?: KeyFunction | string;
-  serializer?: Serializer;
-  options?: BackendOptions;
-}
+/**
+ * How long an entry lives, as the storage hooks receive it: whole milliseconds, at least 1, or `null`
+ * for never. BaseCache converts every timeout to this once, so no backend converts seconds itself.
+ */
+export type TimeToLive = number | null;
 
 export interface VersionOption {
   version?: number;
@@ -80,6 +61,14 @@ function configuredCount(value: unknown, fallback: number): number {
   return count === undefined || count < 0 ? fallback : count;
 }
 
+/** The culling settings of a backend that culls itself (locmem, file, database), defaults applied. */
+export function cullingOf(options: CullingOptions | undefined): Required<CullingOptions> {
+  return {
+    maxEntries: configuredCount(options?.maxEntries, DEFAULT_MAX_ENTRIES),
+    cullFrequency: configuredCount(options?.cullFrequency, DEFAULT_CULL_FREQUENCY),
+  };
+}
+
 /** A key-level timeout option: `undefined` is the cache's default, otherwise seconds or `null`. */
 function checkedTimeout(timeout: unknown, fallback: Timeout): Timeout {
   if (timeout === undefined) return fallback;
@@ -96,12 +85,21 @@ function isExpired(timeout: Timeout): boolean {
 }
 
 /**
- * A timeout as the hooks receive it (seconds > 0) in whole milliseconds, rounded up so that a short
- * timeout never becomes 0, which lru-cache reads as "never" and Redis refuses.
+ * A timeout that has not passed (seconds > 0, or null) as the hooks receive it: whole milliseconds,
+ * rounded up so that a short timeout never becomes 0, which lru-cache reads as "never" and Redis refuses.
  */
-export function wholeMilliseconds(seconds: number): number {
-  return Math.ceil(seconds * 1000);
+function timeToLive(timeout: Timeout): TimeToLive {
+  return timeout === null ? null : Math.ceil(timeout * 1000);
 }
+
+/** Django's incr takes whole deltas; every backend keeps to that, so none can round differently. */
+function checkedDelta(delta: unknown): number {
+  if (typeof delta === 'number' && Number.isSafeInteger(delta)) return delta;
+  throw new TypeError(`The delta of incr and decr must be an integer, not ${String(delta)}`);
+}
+
+/** What `incrEntry` answers for a stored value it cannot add to. */
+export const NOT_A_NUMBER: unique symbol = Symbol('not a number');
 
 function checkedValue(value: unknown): void {
   if (value === undefined) throw new TypeError('Cannot cache undefined: store null to remember "nothing"');
@@ -120,38 +118,34 @@ export abstract class BaseCache {
   readonly keyPrefix: string;
   readonly version: number;
   protected readonly serializer: Serializer;
-  protected readonly maxEntries: number;
-  protected readonly cullFrequency: number;
   private readonly keyFunction: KeyFunction;
 
-  constructor(_location: string | string[] | undefined, params: BackendConfig) {
+  constructor(_location: string | string[] | undefined, params: CacheParams) {
     this.defaultTimeout = configuredTimeout(params.timeout === undefined ? DEFAULT_TIMEOUT : params.timeout);
     this.keyPrefix = params.keyPrefix ?? '';
     this.version = toInteger(params.version) ?? 1;
-    this.serializer = params.serializer ?? jsonSerializer;
-    this.maxEntries = configuredCount(params.options?.maxEntries, DEFAULT_MAX_ENTRIES);
-    this.cullFrequency = configuredCount(params.options?.cullFrequency, DEFAULT_CULL_FREQUENCY);
-    if (typeof params.keyFunction === 'string') {
-      throw new TypeError('BaseCache expects a key function, not a module specifier: create caches through a CacheRegistry');
+    if (typeof params.keyFunction === 'string' || typeof params.serializer === 'string') {
+      throw new TypeError('A backend takes a key function and a serializer, not module specifiers: create caches through a CacheRegistry');
     }
+    this.serializer = params.serializer ?? jsonSerializer;
     this.keyFunction = params.keyFunction ?? defaultKeyFunction;
   }
 
-  // ---- storage hooks: made keys, resolved timeouts ------------------------------------------------
+  // ---- storage hooks: made keys, times to live --------------------------------------------------------
 
   /** The stored value, or `undefined` for a miss (nothing stored ever reads back as undefined). */
   protected abstract getEntry(key: string): Awaitable<unknown>;
-  protected abstract setEntry(key: string, value: unknown, timeout: Timeout): Awaitable<void>;
+  protected abstract setEntry(key: string, value: unknown, ttl: TimeToLive): Awaitable<void>;
   /** Stores only when the key is absent or expired; says whether it stored. */
-  protected abstract addEntry(key: string, value: unknown, timeout: Timeout): Awaitable<boolean>;
+  protected abstract addEntry(key: string, value: unknown, ttl: TimeToLive): Awaitable<boolean>;
   protected abstract deleteEntry(key: string): Awaitable<boolean>;
   protected abstract hasEntry(key: string): Awaitable<boolean>;
-  protected abstract touchEntry(key: string, timeout: Timeout): Awaitable<boolean>;
+  protected abstract touchEntry(key: string, ttl: TimeToLive): Awaitable<boolean>;
   /**
-   * Adds `delta` and keeps the expiry; `undefined` when the key is missing. A stored value that is not
-   * a number rejects with a TypeError.
+   * Adds a whole `delta` and keeps the expiry. Answers the new value, `undefined` when the key is
+   * missing, or NOT_A_NUMBER when the stored value is not a number the backend can add to.
    */
-  protected abstract incrEntry(key: string, delta: number): Awaitable<number | undefined>;
+  protected abstract incrEntry(key: string, delta: number): Awaitable<number | undefined | typeof NOT_A_NUMBER>;
   /** Removes every entry of this cache (and only of this cache, where the store is shared). */
   protected abstract clearEntries(): Awaitable<void>;
 
@@ -170,8 +164,8 @@ export abstract class BaseCache {
   }
 
   /** Starts every write at once; returns the keys that could not be stored. */
-  protected async setEntries(entries: ReadonlyMap<string, unknown>, timeout: Timeout): Promise<string[]> {
-    const writes = [...entries].map(([key, value]) => this.setEntry(key, value, timeout));
+  protected async setEntries(entries: ReadonlyMap<string, unknown>, ttl: TimeToLive): Promise<string[]> {
+    const writes = [...entries].map(([key, value]) => this.setEntry(key, value, ttl));
     if (writes.some(isPromiseLike)) await Promise.all(writes);
     return [];
   }
@@ -193,7 +187,7 @@ export abstract class BaseCache {
 
   /** Writes a key that is already made, with a resolved timeout; one that has already passed removes the entry. */
   setByMadeKey(madeKey: string, value: unknown, timeout: Timeout): Awaitable<unknown> {
-    return isExpired(timeout) ? this.deleteEntry(madeKey) : this.setEntry(madeKey, value, timeout);
+    return isExpired(timeout) ? this.deleteEntry(madeKey) : this.setEntry(madeKey, value, timeToLive(timeout));
   }
 
   // ---- keys and timeouts ---------------------------------------------------------------------------
@@ -243,7 +237,7 @@ export abstract class BaseCache {
     const timeout = this.resolveTimeout(opts?.timeout);
     // Stored and expired at once: nothing remains, but the add succeeded if nothing was there.
     if (isExpired(timeout)) return !(await this.hasEntry(madeKey));
-    return this.addEntry(madeKey, value, timeout);
+    return this.addEntry(madeKey, value, timeToLive(timeout));
   }
 
   /**
@@ -286,7 +280,7 @@ export abstract class BaseCache {
       await this.deleteEntries([...madeEntries.keys()]);
       return [];
     }
-    const failed = await this.setEntries(madeEntries, timeout);
+    const failed = await this.setEntries(madeEntries, timeToLive(timeout));
     return failed.map((madeKey) => callerKeys.get(madeKey)!);
   }
 
@@ -307,25 +301,26 @@ export abstract class BaseCache {
   async touch(key: string, opts?: TimeoutOptions): Promise<boolean> {
     const madeKey = this.makeAndValidateKey(key, opts?.version);
     const timeout = this.resolveTimeout(opts?.timeout);
-    return isExpired(timeout) ? this.deleteEntry(madeKey) : this.touchEntry(madeKey, timeout);
+    return isExpired(timeout) ? this.deleteEntry(madeKey) : this.touchEntry(madeKey, timeToLive(timeout));
   }
 
+  /** Adds a whole `delta` (negative subtracts) and keeps the expiry; resolves to the new value. */
   async incr(key: string, delta = 1, opts?: VersionOption): Promise<number> {
-    if (!Number.isFinite(delta)) throw new TypeError(`Invalid delta: ${String(delta)}`);
-    const value = await this.incrEntry(this.makeAndValidateKey(key, opts?.version), delta);
-    if (value === undefined) throw new Error(`Key '${key}' not found`);
+    const value = await this.incrEntry(this.makeAndValidateKey(key, opts?.version), checkedDelta(delta));
+    if (value === undefined) throw new KeyNotFoundError(key);
+    if (value === NOT_A_NUMBER) throw new TypeError(`Cannot increment key '${key}': its value is not a number`);
     return value;
   }
 
   async decr(key: string, delta = 1, opts?: VersionOption): Promise<number> {
-    return this.incr(key, -delta, opts);
+    return this.incr(key, -checkedDelta(delta), opts);
   }
 
   /** Moves the value to `version + delta` (default timeout, as Django does) and returns the new version. */
   async incrVersion(key: string, delta = 1, opts?: VersionOption): Promise<number> {
     const version = opts?.version ?? this.version;
     const value = await this.get<unknown>(key, { default: MISSING, version });
-    if (value === MISSING) throw new Error(`Key '${key}' not found`);
+    if (value === MISSING) throw new KeyNotFoundError(key);
     await this.set(key, value, { version: version + delta });
     await this.delete(key, { version });
     return version + delta;

@@ -10,7 +10,8 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DatabaseCache } from './backends/database.js';
-import { CacheRegistry, type CacheConfig } from './registry.js';
+import type { CacheConfig } from './config.js';
+import { CacheRegistry } from './registry.js';
 
 const USAGE = 'Usage: fragcache createcachetable --config FILE [--dry-run]';
 

@@ -14,6 +14,20 @@ export class InvalidCacheKeyError extends Error {
 }
 
 /**
+ * `incr`, `decr`, `incrVersion` or `decrVersion` of a key that holds nothing. The message is Django's:
+ * `Key '<key>' not found`, with the caller's key.
+ */
+export class KeyNotFoundError extends Error {
+  override name = 'KeyNotFoundError';
+  readonly key: string;
+
+  constructor(key: string) {
+    super(`Key '${key}' not found`);
+    this.key = key;
+  }
+}
+
+/**
  * A vary value that cannot tell fragments apart: one whose only text is `[object Object]` or that has no
  * text at all. Raised by `makeTemplateFragmentKey` and, with the template and line, by the cache tag.
  */

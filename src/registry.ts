@@ -1,4 +1,5 @@
-import { BaseCache, type BackendClass, type BackendConfig } from './base.js';
+import { BaseCache } from './base.js';
+import type { BackendClass, BuiltinBackend, CacheConfig } from './config.js';
 import { DatabaseCache } from './backends/database.js';
 import { DummyCache } from './backends/dummy.js';
 import { FileBasedCache } from './backends/file.js';
@@ -8,20 +9,36 @@ import { RedisCache } from './backends/redis.js';
 import { InvalidCacheBackendError } from './errors.js';
 import type { KeyFunction } from './keys.js';
 import { loadExport } from './modules.js';
+import type { Serializer } from './serializers.js';
 
-/** Alias → backend configuration; must define `default`. */
-export type CacheConfig = Record<string, BackendConfig>;
+/** A built-in backend class, which names the options it takes. */
+type BuiltinClass = BackendClass & { readonly optionNames: readonly string[] };
 
-const builtinBackends: Readonly<Record<string, BackendClass>> = {
+const builtinBackends = new Map<string, BuiltinClass>(Object.entries({
   locmem: LocMemCache,
   dummy: DummyCache,
   redis: RedisCache,
   file: FileBasedCache,
   memcached: MemcachedCache,
   database: DatabaseCache,
-};
+} satisfies Record<BuiltinBackend, BuiltinClass>));
 
-function isBackendClass(value: unknown): value is BackendClass {
+/**
+ * Refuses options a built-in backend does not know, so that a misspelt option in a JSON config (which
+ * nothing type-checks) fails at once instead of being ignored.
+ */
+function checkOptions(backend: string, options: object | undefined, known: readonly string[]): void {
+  for (const name of Object.keys(options ?? {})) {
+    if (known.includes(name)) continue;
+    const allowed = known.length === 0 ? 'it takes none' : `it takes ${known.join(', ')}`;
+    const advice = known.includes('client') ? '; options of the client library go under options.client' : '';
+    throw new TypeError(`Unknown option '${name}' for the ${backend} backend: ${allowed}${advice}`);
+  }
+}
+
+
+/** A class extending BaseCache; the registry passes it the options of its config, whatever they are. */
+function isBackendClass(value: unknown): value is BackendClass<object> {
   return typeof value === 'function' && value.prototype instanceof BaseCache;
 }
 
@@ -34,14 +51,15 @@ function loadSpecified(spec: string): unknown {
   }
 }
 
-function resolveBackend(spec: string | BackendClass): BackendClass {
+/** The backend class a config names; a built-in one first checks the config's options. */
+function resolveBackend(spec: string | BackendClass, options: object | undefined): BackendClass<object> {
   if (typeof spec !== 'string') {
     if (isBackendClass(spec)) return spec;
     throw new InvalidCacheBackendError(`Could not find backend '${String(spec)}': not a class extending BaseCache`);
   }
-  const builtin = Object.hasOwn(builtinBackends, spec) ? builtinBackends[spec] : undefined;
-  if (builtin) return builtin;
-  const loaded = loadSpecified(spec);
+  const builtin = builtinBackends.get(spec);
+  if (builtin !== undefined) checkOptions(spec, options, builtin.optionNames);
+  const loaded = builtin ?? loadSpecified(spec);
   if (!isBackendClass(loaded)) {
     throw new InvalidCacheBackendError(`Could not find backend '${spec}': it is not a class extending BaseCache`);
   }
@@ -55,6 +73,21 @@ function resolveKeyFunction(spec: KeyFunction | string | undefined): KeyFunction
     throw new InvalidCacheBackendError(`Could not find backend '${spec}': the key function is not a function`);
   }
   return loaded as KeyFunction;
+}
+
+function isSerializer(value: unknown): value is Serializer {
+  return typeof value === 'object' && value !== null && 'dumps' in value && typeof value.dumps === 'function' && 'loads' in value && typeof value.loads === 'function';
+}
+
+/** A serializer, or a module export that is one or a class that makes one. */
+function resolveSerializer(spec: Serializer | string | undefined): Serializer | undefined {
+  if (typeof spec !== 'string') return spec;
+  const loaded = loadSpecified(spec);
+  const serializer = typeof loaded === 'function' && isSerializer(loaded.prototype) ? Reflect.construct(loaded, []) : loaded;
+  if (!isSerializer(serializer)) {
+    throw new InvalidCacheBackendError(`Could not find backend '${spec}': the serializer has no dumps and loads methods`);
+  }
+  return serializer;
 }
 
 function checkedConfig(config: CacheConfig): CacheConfig {
@@ -97,9 +130,9 @@ export class CacheRegistry {
     const existing = this.created.get(alias);
     if (existing) return existing;
     if (!this.has(alias)) throw new InvalidCacheBackendError(`The connection '${alias}' doesn't exist.`);
-    const params = this.config[alias]!;
-    const Backend = resolveBackend(params.backend);
-    const cache = new Backend(params.location, { ...params, keyFunction: resolveKeyFunction(params.keyFunction) });
+    const { backend, location, keyFunction, serializer, ...params } = this.config[alias]!;
+    const Backend = resolveBackend(backend, params.options);
+    const cache = new Backend(location, { ...params, keyFunction: resolveKeyFunction(keyFunction), serializer: resolveSerializer(serializer) });
     this.created.set(alias, cache);
     return cache;
   }

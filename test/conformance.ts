@@ -3,12 +3,12 @@
  * `describeConformance` with a factory for caches on one shared store.
  */
 import { expect } from 'chai';
-import { InvalidCacheKeyError, MAX_TIMEOUT, type BackendConfig, type BaseCache, type Serializer } from 'fragcache';
+import { InvalidCacheKeyError, KeyNotFoundError, MAX_TIMEOUT, type BaseCache, type CacheParams, type Serializer } from 'fragcache';
 import { cacheKeyWarnings, rejectionOf, sleep } from './helpers.js';
 
 export interface ConformanceTarget {
   /** A cache on the store under test; every cache it returns shares that store. */
-  create(overrides?: Partial<BackendConfig>): BaseCache;
+  create(overrides?: Omit<CacheParams, 'options'>): BaseCache;
   /** The shortest timeout in seconds that the backend honours, and how long (ms) until it has surely passed. */
   shortTimeout: number;
   expiryWaitMs: number;
@@ -45,7 +45,7 @@ export function describeConformance(title: string, target: ConformanceTarget): v
 
     // Every cache a test makes is closed after it, so network backends leave no connection open.
     const opened: BaseCache[] = [];
-    const create = (overrides?: Partial<BackendConfig>) => {
+    const create = (overrides?: Omit<CacheParams, 'options'>) => {
       const made = target.create(overrides);
       opened.push(made);
       return made;
@@ -318,16 +318,31 @@ export function describeConformance(title: string, target: ConformanceTarget): v
         expect(await cache.get('n')).to.equal(4);
       });
 
-      it("reject a missing key with Key '<key>' not found", async function () {
-        const error = await rejectionOf(cache.incr('absent'));
-        expect(error.message).to.equal("Key 'absent' not found");
-        expect((await rejectionOf(cache.decr('absent'))).message).to.equal("Key 'absent' not found");
+      it("reject a missing key with a KeyNotFoundError: Key '<key>' not found", async function () {
+        for (const attempt of [cache.incr('absent'), cache.decr('absent')]) {
+          const error = await rejectionOf(attempt);
+          expect(error).to.be.instanceOf(KeyNotFoundError);
+          expect(error).to.include({ message: "Key 'absent' not found", key: 'absent' });
+        }
       });
 
-      it('reject a value that is not a number with a TypeError', async function () {
+      it('reject a value that is not a number with one TypeError, leaving it as it was', async function () {
         await cache.set('text', 'abc');
-        expect(await rejectionOf(cache.incr('text'))).to.be.instanceOf(TypeError);
+        const error = await rejectionOf(cache.incr('text'));
+        expect(error).to.be.instanceOf(TypeError);
+        expect(error.message).to.equal("Cannot increment key 'text': its value is not a number");
         expect(await cache.get('text')).to.equal('abc');
+      });
+
+      it('reject a delta that is not an integer before touching the entry', async function () {
+        await cache.set('n', 1);
+        for (const delta of [1.5, Number.NaN, Number.POSITIVE_INFINITY, '1' as unknown as number]) {
+          const error = await rejectionOf(cache.incr('n', delta));
+          expect(error).to.be.instanceOf(TypeError);
+          expect(error.message).to.equal(`The delta of incr and decr must be an integer, not ${String(delta)}`);
+          expect((await rejectionOf(cache.decr('n', delta))).message).to.equal(error.message);
+        }
+        expect(await cache.get('n')).to.equal(1);
       });
 
       it('keep the expiry of the entry', async function () {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { CacheRegistry, DatabaseCache, type BackendConfig } from 'fragcache';
+import { CacheRegistry, DatabaseCache, type CacheParams, type DatabaseBackendOptions } from 'fragcache';
 import { describeConformance } from './conformance.js';
 import { postgresServer } from '../servers/index.js';
 import { describeTagRoundTrip } from './tag-round-trip.js';
@@ -16,8 +16,8 @@ const run = promisify(execFile);
 describe('database', function () {
   this.timeout(60_000);
   let connectionString: string;
-  const databaseCache = (table: string, config: Partial<BackendConfig> = {}) =>
-    new DatabaseCache(table, { backend: 'database', ...config, options: { connectionString, ...config.options } });
+  const databaseCache = (table: string, params: CacheParams<DatabaseBackendOptions> = {}) =>
+    new DatabaseCache(table, { ...params, options: { ...params.options, client: { connectionString, ...params.options?.client } } });
 
   before(async function () {
     ({ connectionString } = await postgresServer());
@@ -34,12 +34,12 @@ describe('database', function () {
     expiryWaitMs: 300,
   });
 
-  describeTagRoundTrip('database', () => ({ backend: 'database', location: 'tag_cache', options: { connectionString } }));
+  describeTagRoundTrip('database', () => ({ backend: 'database', location: 'tag_cache', options: { client: { connectionString } } }));
 
   describe('database specifics', function () {
     const opened: Array<DatabaseCache | pg.Client> = [];
-    const cache = (table: string, config: Partial<BackendConfig> = {}) => {
-      const made = databaseCache(table, config);
+    const cache = (table: string, params: CacheParams<DatabaseBackendOptions> = {}) => {
+      const made = databaseCache(table, params);
       opened.push(made);
       return made;
     };
@@ -61,8 +61,8 @@ describe('database', function () {
           config,
           JSON.stringify({
             default: { backend: 'locmem' },
-            pages: { backend: 'database', location: 'cli_pages', options: { connectionString } },
-            'odd"name': { backend: 'database', location: 'cli odd"table', options: { connectionString } },
+            pages: { backend: 'database', location: 'cli_pages', options: { client: { connectionString } } },
+            'odd"name': { backend: 'database', location: 'cli odd"table', options: { client: { connectionString } } },
           }),
         );
         const cli = (...args: string[]) => run(process.execPath, [...CLI, 'createcachetable', '--config', config, ...args]);
@@ -108,14 +108,14 @@ describe('database', function () {
     });
 
     it('increments atomically under concurrency', async function () {
-      const c = cache('conformance_cache', { options: { max: 20 } });
+      const c = cache('conformance_cache', { options: { client: { max: 20 } } });
       await c.set('counter', 0);
       await Promise.all(Array.from({ length: 100 }, () => c.incr('counter')));
       expect(await c.get('counter')).to.equal(100);
     });
 
     it('is created by the registry from its name', async function () {
-      const registry = new CacheRegistry({ default: { backend: 'database', location: 'conformance_cache', options: { connectionString } } });
+      const registry = new CacheRegistry({ default: { backend: 'database', location: 'conformance_cache', options: { client: { connectionString } } } });
       await registry.default.set('named', 'value');
       expect(await registry.default.get('named')).to.equal('value');
       await registry.close();

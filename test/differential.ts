@@ -70,7 +70,7 @@ export const CACHE_KINDS: readonly CacheKind[] = [
     stores: true,
     config: async () => ({ backend: AsyncMemoryCache, location: unique('oracle-async') }),
     // The asynchronous memory cache keeps its entries in a locmem store of the same location.
-    twin: (config) => ({ ...config, backend: 'locmem' }),
+    twin: (config) => ({ backend: 'locmem', location: typeof config.location === 'string' ? config.location : undefined }),
   },
   { name: 'file', answersAtOnce: false, stores: true, config: async () => ({ backend: 'file', location: mkdtempSync(join(tmpdir(), 'fragcache-oracle-')) }) },
   { name: 'redis', answersAtOnce: false, stores: true, config: async () => ({ backend: 'redis', location: (await redisServers()).url }) },
@@ -79,7 +79,7 @@ export const CACHE_KINDS: readonly CacheKind[] = [
     name: 'database',
     answersAtOnce: false,
     stores: true,
-    config: async () => ({ backend: 'database', location: ORACLE_TABLE, options: { connectionString: (await postgresServer()).connectionString } }),
+    config: async () => ({ backend: 'database', location: ORACLE_TABLE, options: { client: { connectionString: (await postgresServer()).connectionString } } }),
   },
 ];
 

@@ -3,7 +3,7 @@ import { DummyCache } from 'fragcache';
 import { cacheKeyWarnings, rejectionOf } from './helpers.js';
 
 describe('dummy', function () {
-  const cache = new DummyCache(undefined, { backend: 'dummy' });
+  const cache = new DummyCache(undefined, {});
 
   it('stores nothing: every read misses', async function () {
     await cache.set('key', 'value');

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FileBasedCache, type BackendConfig } from 'fragcache';
+import { FileBasedCache, type CullingOptions } from 'fragcache';
 import { describeConformance } from './conformance.js';
 import { SOURCES } from './helpers.js';
 import { describeTagRoundTrip } from './tag-round-trip.js';
@@ -21,7 +21,7 @@ after(function () {
 
 const conformanceDir = join(scratch(), 'cache');
 describeConformance('file', {
-  create: (overrides) => new FileBasedCache(conformanceDir, { backend: 'file', ...overrides }),
+  create: (overrides) => new FileBasedCache(conformanceDir, { ...overrides }),
   shortTimeout: 0.15,
   expiryWaitMs: 300,
 });
@@ -29,7 +29,7 @@ describeConformance('file', {
 describeTagRoundTrip('file', () => ({ backend: 'file', location: join(scratch(), 'tags') }));
 
 describe('file specifics', function () {
-  const cacheIn = (dir: string, options?: BackendConfig['options']) => new FileBasedCache(dir, { backend: 'file', options });
+  const cacheIn = (dir: string, options?: CullingOptions) => new FileBasedCache(dir, { options });
   const fileOf = (dir: string, cache: FileBasedCache, key: string) =>
     join(dir, createHash('md5').update(cache.makeKey(key)).digest('hex') + '.fragcache');
 

@@ -1,18 +1,17 @@
 import { expect } from 'chai';
-import { LocMemCache, type BackendConfig } from 'fragcache';
+import { LocMemCache, type CullingOptions } from 'fragcache';
 import { describeConformance } from './conformance.js';
 import { unique } from './helpers.js';
 
 const location = unique('conformance');
 describeConformance('locmem', {
-  create: (overrides) => new LocMemCache(location, { backend: 'locmem', ...overrides }),
+  create: (overrides) => new LocMemCache(location, { ...overrides }),
   shortTimeout: 0.15,
   expiryWaitMs: 300,
 });
 
 describe('locmem', function () {
-  const create = (options: BackendConfig['options'], name = unique('locmem')) =>
-    new LocMemCache(name, { backend: 'locmem', options });
+  const create = (options: CullingOptions | undefined, name = unique('locmem')) => new LocMemCache(name, { options });
 
   async function fill(cache: LocMemCache, count: number): Promise<void> {
     for (let i = 0; i < count; i++) await cache.set(`k${i}`, i);

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { Eta } from 'eta';
-import { CacheRegistry, CacheTagError, InvalidCacheKeyError, MemcachedCache, type BackendConfig } from 'fragcache';
+import { CacheRegistry, CacheTagError, InvalidCacheKeyError, MemcachedCache, type CacheParams, type MemcachedBackendOptions } from 'fragcache';
 import { cachePlugin } from 'fragcache/eta';
 import { describeConformance } from './conformance.js';
 import { rejectionOf } from './helpers.js';
@@ -16,7 +16,7 @@ describe('memcached', function () {
   });
 
   describeConformance('memcached', {
-    create: (overrides) => new MemcachedCache(servers, { backend: 'memcached', ...overrides }),
+    create: (overrides) => new MemcachedCache(servers, { ...overrides }),
     // Memcached counts expiry in whole seconds on a coarse clock.
     shortTimeout: 1,
     expiryWaitMs: 2500,
@@ -27,8 +27,8 @@ describe('memcached', function () {
 
   describe('memcached specifics', function () {
     const opened: MemcachedCache[] = [];
-    const cache = (location: string | string[], config: Partial<BackendConfig> = {}) => {
-      const made = new MemcachedCache(location, { backend: 'memcached', ...config });
+    const cache = (location: string | string[], params: CacheParams<MemcachedBackendOptions> = {}) => {
+      const made = new MemcachedCache(location, params);
       opened.push(made);
       return made;
     };
@@ -55,7 +55,7 @@ describe('memcached', function () {
 
     it('keeps serving the keys of live servers when another server is down', async function () {
       const doomed = await startMemcached('memcached-doomed');
-      const pair = cache([servers[0]!, doomed.location], { options: { retries: 1, timeout: 0.5 } });
+      const pair = cache([servers[0]!, doomed.location], { options: { client: { retries: 1, timeout: 0.5 } } });
       const keys = Array.from({ length: 20 }, (_, i) => `survivor-${i}`);
       await pair.setMany(Object.fromEntries(keys.map((key) => [key, key])));
       doomed.process.kill('SIGKILL');

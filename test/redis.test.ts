@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { CacheRegistry, RedisCache, type BackendConfig } from 'fragcache';
+import { CacheRegistry, RedisCache, type CacheParams, type RedisBackendOptions } from 'fragcache';
 import { describeConformance } from './conformance.js';
 import { rejectionOf } from './helpers.js';
 import { redisCluster, redisServers, type RedisServers } from '../servers/index.js';
@@ -17,13 +17,13 @@ describe('redis', function () {
   });
 
   describeConformance('redis (standalone)', {
-    create: (overrides) => new RedisCache(servers.url, { backend: 'redis', ...overrides }),
+    create: (overrides) => new RedisCache(servers.url, { ...overrides }),
     shortTimeout: 0.15,
     expiryWaitMs: 300,
   });
 
   describeConformance('redis (cluster)', {
-    create: (overrides) => new RedisCache(clusterUrls, { backend: 'redis', ...overrides, options: { cluster: true } }),
+    create: (overrides) => new RedisCache(clusterUrls, { ...overrides, options: { cluster: true } }),
     shortTimeout: 0.15,
     expiryWaitMs: 300,
   });
@@ -32,8 +32,8 @@ describe('redis', function () {
 
   describe('redis specifics', function () {
     const opened: Array<RedisCache | Redis> = [];
-    const cache = (config: Partial<BackendConfig> = {}, location: string | string[] = servers.url) => {
-      const made = new RedisCache(location, { backend: 'redis', ...config });
+    const cache = (params: CacheParams<RedisBackendOptions> = {}, location: string | string[] = servers.url) => {
+      const made = new RedisCache(location, params);
       opened.push(made);
       return made;
     };
@@ -48,7 +48,7 @@ describe('redis', function () {
     });
 
     it('is created by the registry from its name, with client options passed to ioredis', async function () {
-      const registry = new CacheRegistry({ default: { backend: 'redis', location: servers.url, options: { connectionName: 'fragcache-test' } } });
+      const registry = new CacheRegistry({ default: { backend: 'redis', location: servers.url, options: { client: { connectionName: 'fragcache-test' } } } });
       await registry.default.set('named', 1);
       const clients = await raw().client('LIST');
       expect(String(clients)).to.include('name=fragcache-test');
@@ -121,7 +121,7 @@ describe('redis', function () {
 
     it('reads and writes keys of many slots at once in a cluster', async function () {
       const c = cache({}, clusterUrls);
-      const clustered = new RedisCache(clusterUrls, { backend: 'redis', options: { cluster: true } });
+      const clustered = new RedisCache(clusterUrls, { options: { cluster: true } });
       opened.push(clustered);
       const entries = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`key-${i}`, i]));
       expect(await clustered.setMany(entries)).to.deep.equal([]);

@@ -6,7 +6,8 @@ import {
   InvalidCacheBackendError,
   LocMemCache,
   caches,
-  type BackendConfig,
+  type CacheParams,
+  type CullingOptions,
 } from 'fragcache';
 import { unique } from './helpers.js';
 
@@ -42,6 +43,7 @@ describe('CacheRegistry', function () {
       default: { backend: 'locmem' },
       missing: { backend: './no/such/module.js#Nope' },
       wrongExport: { backend: './test/fixtures/custom-backend.mjs#notABackend' },
+      // @ts-expect-error -- a misspelt backend name is a type error, and an error at runtime for JSON configs
       unknownName: { backend: 'memcache' },
     });
     expect(() => registry.get('missing')).to.throw(InvalidCacheBackendError, "Could not find backend './no/such/module.js#Nope': ");
@@ -52,10 +54,41 @@ describe('CacheRegistry', function () {
     expect(() => registry.get('unknownName')).to.throw(InvalidCacheBackendError, "Could not find backend 'memcache'");
   });
 
+  it('refuses an option a built-in backend does not know, at compile time and at runtime', function () {
+    const registry = new CacheRegistry({
+      default: { backend: 'locmem' },
+      // @ts-expect-error -- client options go under options.client
+      redis: { backend: 'redis', options: { connectTimeout: 50 } },
+      // @ts-expect-error -- a misspelt option
+      local: { backend: 'locmem', options: { maxEntry: 10 } },
+    });
+    expect(() => registry.get('redis')).to.throw(
+      TypeError,
+      "Unknown option 'connectTimeout' for the redis backend: it takes client, cluster, clusterOptions, keyPattern; options of the client library go under options.client",
+    );
+    expect(() => registry.get('local')).to.throw(TypeError, "Unknown option 'maxEntry' for the locmem backend: it takes maxEntries, cullFrequency");
+  });
+
+  it('loads a serializer from a module specifier: an object, or a class it instantiates', async function () {
+    const registry = new CacheRegistry({
+      default: { backend: 'locmem', location: unique('serializer'), serializer: './test/fixtures/shouting-serializer.mjs#shouting' },
+      byClass: { backend: 'locmem', location: unique('serializer'), serializer: './test/fixtures/shouting-serializer.mjs#Shouting' },
+      wrong: { backend: 'locmem', serializer: './test/fixtures/shouting-serializer.mjs#notASerializer' },
+    });
+    for (const cache of [registry.default, registry.get('byClass')]) {
+      await cache.set('k', { name: 'ann' });
+      expect(await cache.get('k')).to.deep.equal({ NAME: 'ANN' });
+    }
+    expect(() => registry.get('wrong')).to.throw(
+      InvalidCacheBackendError,
+      "Could not find backend './test/fixtures/shouting-serializer.mjs#notASerializer': the serializer has no dumps and loads methods",
+    );
+  });
+
   it('creates custom backends from a class or a module specifier', async function () {
     class Recording extends LocMemCache {
-      readonly seen: { location: unknown; params: BackendConfig };
-      constructor(location: string | string[] | undefined, params: BackendConfig) {
+      readonly seen: { location: unknown; params: CacheParams<CullingOptions & { flavour: string }> };
+      constructor(location: string | string[] | undefined, params: CacheParams<CullingOptions & { flavour: string }>) {
         super(location, params);
         this.seen = { location, params };
       }

@@ -1,17 +1,14 @@
-import pg from 'pg';
-import { BaseCache, wholeMilliseconds, type BackendConfig, type Timeout } from '../base.js';
+import type { Pool, PoolClient } from 'pg';
+import { BaseCache, NOT_A_NUMBER, cullingOf, type TimeToLive } from '../base.js';
+import { loadClient } from '../clients.js';
+import type { CacheParams, DatabaseBackendOptions } from '../config.js';
 import { decodeValue, encodeValue } from './raw-integers.js';
 
-const OWN_OPTIONS = new Set(['maxEntries', 'cullFrequency']);
 /** A row that has not expired; expires is NULL for entries that never expire. */
 const LIVE = '(expires IS NULL OR expires > now())';
 
 function quoteIdentifier(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
-}
-
-function milliseconds(timeout: Timeout): number | null {
-  return timeout === null ? null : wholeMilliseconds(timeout);
 }
 
 /** What `createTable` did, or would do with `dryRun`. */
@@ -23,22 +20,26 @@ export interface CreateTableResult {
 
 /**
  * PostgreSQL through pg. `location` names the table (create it with `fragcache createcachetable`);
- * `options` are pg Pool options (`connectionString`, `max`, …), and pg's PG* environment variables
- * apply as usual. Expired rows are purged, and the table culled as Django does, whenever a row is
+ * `options.client` holds pg Pool options (`connectionString`, `max`, …), and pg's PG* environment
+ * variables apply as usual. Expired rows are purged, and the table culled as Django does, whenever a row is
  * written. `clear()` empties the table: it belongs to this cache.
  */
 export class DatabaseCache extends BaseCache {
+  static readonly optionNames = ['client', 'maxEntries', 'cullFrequency'];
   readonly table: string;
   private readonly quotedTable: string;
-  private readonly pool: pg.Pool;
+  private readonly pool: Pool;
+  private readonly maxEntries: number;
+  private readonly cullFrequency: number;
 
-  constructor(location: string | string[] | undefined, params: BackendConfig) {
+  constructor(location: string | string[] | undefined, params: CacheParams<DatabaseBackendOptions>) {
     super(location, params);
     if (typeof location !== 'string' || location === '') throw new TypeError('The database backend needs a table name as its location');
+    const pg = loadClient<typeof import('pg')>('database', 'pg');
     this.table = location;
     this.quotedTable = quoteIdentifier(location);
-    const poolOptions = Object.fromEntries(Object.entries(params.options ?? {}).filter(([name]) => !OWN_OPTIONS.has(name)));
-    this.pool = new pg.Pool(poolOptions);
+    ({ maxEntries: this.maxEntries, cullFrequency: this.cullFrequency } = cullingOf(params.options));
+    this.pool = new pg.Pool(params.options?.client);
   }
 
   /** The statements that create this cache's table and its expiry index. */
@@ -69,7 +70,7 @@ export class DatabaseCache extends BaseCache {
   }
 
   /** Django's cull, run before each write: purge expired rows, then thin the table if it is too full. */
-  private async cull(client: pg.PoolClient): Promise<void> {
+  private async cull(client: PoolClient): Promise<void> {
     await client.query(`DELETE FROM ${this.quotedTable} WHERE expires <= now()`);
     const { rows } = await client.query<{ count: string }>(`SELECT count(*) AS count FROM ${this.quotedTable}`);
     const count = Number(rows[0]!.count);
@@ -85,7 +86,7 @@ export class DatabaseCache extends BaseCache {
   }
 
   /** Runs `work` in a transaction, after a cull when it writes a row. */
-  private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>, opts: { cull: boolean }): Promise<T> {
+  private async transaction<T>(work: (client: PoolClient) => Promise<T>, opts: { cull: boolean }): Promise<T> {
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
@@ -101,7 +102,7 @@ export class DatabaseCache extends BaseCache {
     }
   }
 
-  private writing<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  private writing<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
     return this.transaction(work, { cull: true });
   }
 
@@ -116,15 +117,15 @@ export class DatabaseCache extends BaseCache {
     return rows.length === 0 ? undefined : this.decode(rows[0]!.value);
   }
 
-  protected async setEntry(key: string, value: unknown, timeout: Timeout): Promise<void> {
+  protected async setEntry(key: string, value: unknown, ttl: TimeToLive): Promise<void> {
     const data = this.encode(value);
-    await this.writing((client) => client.query(this.upsert(), [key, data, milliseconds(timeout)]));
+    await this.writing((client) => client.query(this.upsert(), [key, data, ttl]));
   }
 
-  protected async addEntry(key: string, value: unknown, timeout: Timeout): Promise<boolean> {
+  protected async addEntry(key: string, value: unknown, ttl: TimeToLive): Promise<boolean> {
     const data = this.encode(value);
     const { rowCount } = await this.writing((client) =>
-      client.query(this.upsert('WHERE t.expires IS NOT NULL AND t.expires <= now()'), [key, data, milliseconds(timeout)]),
+      client.query(this.upsert('WHERE t.expires IS NOT NULL AND t.expires <= now()'), [key, data, ttl]),
     );
     return rowCount === 1;
   }
@@ -142,23 +143,23 @@ export class DatabaseCache extends BaseCache {
     return rowCount === 1;
   }
 
-  protected async touchEntry(key: string, timeout: Timeout): Promise<boolean> {
+  protected async touchEntry(key: string, ttl: TimeToLive): Promise<boolean> {
     const { rowCount } = await this.writing((client) =>
       client.query(`UPDATE ${this.quotedTable} SET expires = now() + $2 * interval '1 millisecond' WHERE cache_key = $1 AND ${LIVE}`, [
         key,
-        milliseconds(timeout),
+        ttl,
       ]),
     );
     return rowCount === 1;
   }
 
   /** Atomic: the row is locked from read to write. The expiry is kept. */
-  protected async incrEntry(key: string, delta: number): Promise<number | undefined> {
+  protected async incrEntry(key: string, delta: number): Promise<number | undefined | typeof NOT_A_NUMBER> {
     return this.transaction(async (client) => {
       const { rows } = await client.query<{ value: Buffer }>(`SELECT value FROM ${this.quotedTable} WHERE cache_key = $1 AND ${LIVE} FOR UPDATE`, [key]);
       if (rows.length === 0) return undefined;
       const current = this.decode(rows[0]!.value);
-      if (typeof current !== 'number') throw new TypeError(`Cannot increment a value that is not a number: ${String(current)}`);
+      if (typeof current !== 'number') return NOT_A_NUMBER;
       const result = current + delta;
       await client.query(`UPDATE ${this.quotedTable} SET value = $2 WHERE cache_key = $1`, [key, this.encode(result)]);
       return result;
@@ -177,7 +178,7 @@ export class DatabaseCache extends BaseCache {
     return new Map(rows.map((row) => [row.cache_key, this.decode(row.value)]));
   }
 
-  protected override async setEntries(entries: ReadonlyMap<string, unknown>, timeout: Timeout): Promise<string[]> {
+  protected override async setEntries(entries: ReadonlyMap<string, unknown>, ttl: TimeToLive): Promise<string[]> {
     const keys = [...entries.keys()];
     const values = [...entries.values()].map((value) => this.encode(value));
     await this.writing((client) =>
@@ -185,7 +186,7 @@ export class DatabaseCache extends BaseCache {
         `INSERT INTO ${this.quotedTable} (cache_key, value, expires)
           SELECT k, v, now() + $3 * interval '1 millisecond' FROM unnest($1::text[], $2::bytea[]) AS u(k, v)
           ON CONFLICT (cache_key) DO UPDATE SET value = EXCLUDED.value, expires = EXCLUDED.expires`,
-        [keys, values, milliseconds(timeout)],
+        [keys, values, ttl],
       ),
     );
     return [];

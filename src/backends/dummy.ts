@@ -5,6 +5,8 @@ import { BaseCache } from '../base.js';
  * switch caching off without changing code. Every hook answers synchronously.
  */
 export class DummyCache extends BaseCache {
+  static readonly optionNames = [];
+
   protected getEntry(): undefined {
     return undefined;
   }

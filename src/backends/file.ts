@@ -3,7 +3,8 @@ import { chmod, mkdir, open, readFile, readdir, rename, unlink } from 'node:fs/p
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { deflateRaw, inflateRaw } from 'node:zlib';
-import { BaseCache, type BackendConfig, type Timeout } from '../base.js';
+import { BaseCache, NOT_A_NUMBER, cullingOf, type TimeToLive } from '../base.js';
+import type { CacheParams, CullingOptions } from '../config.js';
 
 const compress = promisify(deflateRaw);
 const decompress = promisify(inflateRaw);
@@ -22,8 +23,8 @@ function isMissing(error: unknown): boolean {
   return (error as NodeJS.ErrnoException).code === 'ENOENT';
 }
 
-function expiryOf(timeout: Timeout): number | null {
-  return timeout === null ? null : Date.now() + timeout * 1000;
+function expiryOf(ttl: TimeToLive): number | null {
+  return ttl === null ? null : Date.now() + ttl;
 }
 
 /**
@@ -34,12 +35,17 @@ function expiryOf(timeout: Timeout): number | null {
  * 0600: cached pages may hold one user's data.
  */
 export class FileBasedCache extends BaseCache {
+  static readonly optionNames = ['maxEntries', 'cullFrequency'];
+
   private readonly directory: string;
   private directoryReady: Promise<void> | undefined;
+  private readonly maxEntries: number;
+  private readonly cullFrequency: number;
 
-  constructor(location: string | string[] | undefined, params: BackendConfig) {
+  constructor(location: string | string[] | undefined, params: CacheParams<CullingOptions>) {
     super(location, params);
     if (typeof location !== 'string' || location === '') throw new TypeError('The file backend needs a directory as its location');
+    ({ maxEntries: this.maxEntries, cullFrequency: this.cullFrequency } = cullingOf(params.options));
     this.directory = location;
   }
 
@@ -136,14 +142,14 @@ export class FileBasedCache extends BaseCache {
     return (await this.read(this.pathOf(key)))?.value;
   }
 
-  protected async setEntry(key: string, value: unknown, timeout: Timeout): Promise<void> {
+  protected async setEntry(key: string, value: unknown, ttl: TimeToLive): Promise<void> {
     await this.cullIfFull();
-    await this.write(this.pathOf(key), value, expiryOf(timeout));
+    await this.write(this.pathOf(key), value, expiryOf(ttl));
   }
 
-  protected async addEntry(key: string, value: unknown, timeout: Timeout): Promise<boolean> {
+  protected async addEntry(key: string, value: unknown, ttl: TimeToLive): Promise<boolean> {
     if (await this.read(this.pathOf(key))) return false;
-    await this.setEntry(key, value, timeout);
+    await this.setEntry(key, value, ttl);
     return true;
   }
 
@@ -156,20 +162,20 @@ export class FileBasedCache extends BaseCache {
     return (await this.read(this.pathOf(key))) !== undefined;
   }
 
-  protected async touchEntry(key: string, timeout: Timeout): Promise<boolean> {
+  protected async touchEntry(key: string, ttl: TimeToLive): Promise<boolean> {
     const path = this.pathOf(key);
     const entry = await this.read(path);
     if (entry === undefined) return false;
-    await this.write(path, entry.value, expiryOf(timeout));
+    await this.write(path, entry.value, expiryOf(ttl));
     return true;
   }
 
   /** Read, add, write back with the same expiry: atomic per file, not across processes (as in Django). */
-  protected async incrEntry(key: string, delta: number): Promise<number | undefined> {
+  protected async incrEntry(key: string, delta: number): Promise<number | undefined | typeof NOT_A_NUMBER> {
     const path = this.pathOf(key);
     const entry = await this.read(path);
     if (entry === undefined) return undefined;
-    if (typeof entry.value !== 'number') throw new TypeError(`Cannot increment a value that is not a number: ${String(entry.value)}`);
+    if (typeof entry.value !== 'number') return NOT_A_NUMBER;
     const value = entry.value + delta;
     await this.write(path, value, entry.expiresAt);
     return value;

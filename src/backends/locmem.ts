@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
-import { BaseCache, wholeMilliseconds, type BackendConfig, type Timeout } from '../base.js';
+import { BaseCache, NOT_A_NUMBER, cullingOf, type TimeToLive } from '../base.js';
+import type { CacheParams, CullingOptions } from '../config.js';
 
 /** A value kept in its serialized form, so that callers never share a mutable object with the cache. */
 class Encoded {
@@ -14,9 +15,9 @@ type Slot = string | number | boolean | typeof STORED_NULL | Encoded;
 /** Stores shared by every cache with the same `location`, like Django's module-level dictionaries. */
 const stores = new Map<string, LRUCache<string, Slot>>();
 
-function toMilliseconds(timeout: Timeout): number {
-  // lru-cache reads a TTL of 0 as "never expires".
-  return timeout === null ? 0 : wholeMilliseconds(timeout);
+/** lru-cache's TTL: 0 means "never expires". */
+function lruTtl(ttl: TimeToLive): number {
+  return ttl ?? 0;
 }
 
 /**
@@ -29,10 +30,15 @@ function toMilliseconds(timeout: Timeout): number {
  * Every hook answers synchronously.
  */
 export class LocMemCache extends BaseCache {
-  private readonly store: LRUCache<string, Slot>;
+  static readonly optionNames = ['maxEntries', 'cullFrequency'];
 
-  constructor(location: string | string[] | undefined, params: BackendConfig) {
+  private readonly store: LRUCache<string, Slot>;
+  private readonly maxEntries: number;
+  private readonly cullFrequency: number;
+
+  constructor(location: string | string[] | undefined, params: CacheParams<CullingOptions>) {
     super(location, params);
+    ({ maxEntries: this.maxEntries, cullFrequency: this.cullFrequency } = cullingOf(params.options));
     const name = Array.isArray(location) ? location.join(',') : (location ?? '');
     let store = stores.get(name);
     if (store === undefined) {
@@ -76,15 +82,15 @@ export class LocMemCache extends BaseCache {
     return this.decode(this.store.get(key));
   }
 
-  protected setEntry(key: string, value: unknown, timeout: Timeout): void {
+  protected setEntry(key: string, value: unknown, ttl: TimeToLive): void {
     const slot = this.encode(value);
     this.cullIfFull();
-    this.store.set(key, slot, { ttl: toMilliseconds(timeout) });
+    this.store.set(key, slot, { ttl: lruTtl(ttl) });
   }
 
-  protected addEntry(key: string, value: unknown, timeout: Timeout): boolean {
+  protected addEntry(key: string, value: unknown, ttl: TimeToLive): boolean {
     if (this.store.has(key)) return false;
-    this.setEntry(key, value, timeout);
+    this.setEntry(key, value, ttl);
     return true;
   }
 
@@ -97,17 +103,17 @@ export class LocMemCache extends BaseCache {
     return this.store.has(key);
   }
 
-  protected touchEntry(key: string, timeout: Timeout): boolean {
+  protected touchEntry(key: string, ttl: TimeToLive): boolean {
     const slot = this.store.get(key);
     if (slot === undefined) return false;
-    this.store.set(key, slot, { ttl: toMilliseconds(timeout) });
+    this.store.set(key, slot, { ttl: lruTtl(ttl) });
     return true;
   }
 
-  protected incrEntry(key: string, delta: number): number | undefined {
+  protected incrEntry(key: string, delta: number): number | undefined | typeof NOT_A_NUMBER {
     const slot = this.store.get(key);
     if (slot === undefined) return undefined;
-    if (typeof slot !== 'number') throw new TypeError(`Cannot increment a value that is not a number: ${String(this.decode(slot))}`);
+    if (typeof slot !== 'number') return NOT_A_NUMBER;
     const value = slot + delta;
     this.store.set(key, value, { noUpdateTTL: true });
     return value;

@@ -1,5 +1,7 @@
-import memjs from 'memjs';
-import { BaseCache, type BackendConfig, type Timeout } from '../base.js';
+import type { Client } from 'memjs';
+import { BaseCache, NOT_A_NUMBER, type TimeToLive } from '../base.js';
+import { loadClient } from '../clients.js';
+import type { CacheParams, MemcachedBackendOptions } from '../config.js';
 import { InvalidCacheKeyError } from '../errors.js';
 import { memcachedKeyProblems } from '../keys.js';
 import { decodeValue, encodeValue } from './raw-integers.js';
@@ -8,13 +10,12 @@ import { decodeValue, encodeValue } from './raw-integers.js';
 const RELATIVE_LIMIT = 60 * 60 * 24 * 30;
 /** As the expiry of incr/decr, tells memcached to fail on a missing key instead of creating it. */
 const DO_NOT_CREATE = 0xffffffff;
-const OWN_OPTIONS = new Set(['maxEntries', 'cullFrequency']);
 const silentLogger = { log() {} };
 
-/** Django's conversion of a timeout to memcached's expiry field: null is 0 (never). */
-function expiryOf(timeout: Timeout): number {
-  if (timeout === null) return 0;
-  const seconds = Math.max(1, Math.ceil(timeout));
+/** Django's conversion of a timeout to memcached's expiry field, in whole seconds: null is 0 (never). */
+function expiryOf(ttl: TimeToLive): number {
+  if (ttl === null) return 0;
+  const seconds = Math.ceil(ttl / 1000);
   return seconds > RELATIVE_LIMIT ? Math.floor(Date.now() / 1000) + seconds : seconds;
 }
 
@@ -26,19 +27,21 @@ function statusOf(error: unknown): string {
  * Memcached through memjs (binary protocol; it runs on current Node and has no native parts).
  * `location` is one `host:port` or a list of them: keys are spread over the servers by hash, and a
  * server that is down fails only the keys that live on it. Keys memcached cannot store are refused
- * with InvalidCacheKeyError instead of a warning. Client options (`timeout`, `retries`, `failover`,
- * `username`/`password`, …) are passed to memjs.
+ * with InvalidCacheKeyError instead of a warning. `options.client` goes to memjs (`timeout`, `retries`,
+ * `failover`, `username`/`password`, …).
  *
  * Memcached cannot list keys: `clear()` flushes every server in `location`.
  */
 export class MemcachedCache extends BaseCache {
-  private readonly client: memjs.Client;
+  static readonly optionNames = ['client'];
 
-  constructor(location: string | string[] | undefined, params: BackendConfig) {
+  private readonly client: Client;
+
+  constructor(location: string | string[] | undefined, params: CacheParams<MemcachedBackendOptions>) {
     super(location, params);
+    const memjs = loadClient<typeof import('memjs')>('memcached', 'memjs');
     const servers = location === undefined ? '127.0.0.1:11211' : Array.isArray(location) ? location.join(',') : location;
-    const clientOptions = Object.fromEntries(Object.entries(params.options ?? {}).filter(([name]) => !OWN_OPTIONS.has(name)));
-    this.client = memjs.Client.create(servers, { logger: silentLogger, ...clientOptions });
+    this.client = memjs.Client.create(servers, { logger: silentLogger, ...params.options?.client });
   }
 
   override validateKey(key: string): void {
@@ -52,14 +55,14 @@ export class MemcachedCache extends BaseCache {
   }
 
   /** A value the server refuses (too large) is not stored and the old one is deleted, as in Django. */
-  protected async setEntry(key: string, value: unknown, timeout: Timeout): Promise<void> {
-    await this.store(key, value, timeout);
+  protected async setEntry(key: string, value: unknown, ttl: TimeToLive): Promise<void> {
+    await this.store(key, value, ttl);
   }
 
-  private async store(key: string, value: unknown, timeout: Timeout): Promise<boolean> {
+  private async store(key: string, value: unknown, ttl: TimeToLive): Promise<boolean> {
     const data = encodeValue(value, this.serializer);
     try {
-      await this.client.set(key, data, { expires: expiryOf(timeout) });
+      await this.client.set(key, data, { expires: expiryOf(ttl) });
       return true;
     } catch (error) {
       if (!statusOf(error).includes('Value too large')) throw error;
@@ -68,9 +71,9 @@ export class MemcachedCache extends BaseCache {
     }
   }
 
-  protected async addEntry(key: string, value: unknown, timeout: Timeout): Promise<boolean> {
+  protected async addEntry(key: string, value: unknown, ttl: TimeToLive): Promise<boolean> {
     try {
-      return await this.client.add(key, encodeValue(value, this.serializer), { expires: expiryOf(timeout) });
+      return await this.client.add(key, encodeValue(value, this.serializer), { expires: expiryOf(ttl) });
     } catch (error) {
       if (statusOf(error).includes('Key exists')) return false;
       throw error;
@@ -85,13 +88,12 @@ export class MemcachedCache extends BaseCache {
     return (await this.client.get(key)).value !== null;
   }
 
-  protected async touchEntry(key: string, timeout: Timeout): Promise<boolean> {
-    return this.client.touch(key, expiryOf(timeout));
+  protected async touchEntry(key: string, ttl: TimeToLive): Promise<boolean> {
+    return this.client.touch(key, expiryOf(ttl));
   }
 
   /** The server's atomic incr/decr. Memcached counters are unsigned: decr stops at 0. */
-  protected async incrEntry(key: string, delta: number): Promise<number | undefined> {
-    if (!Number.isSafeInteger(delta)) throw new TypeError(`The memcached backend increments by integers only, not ${delta}`);
+  protected async incrEntry(key: string, delta: number): Promise<number | undefined | typeof NOT_A_NUMBER> {
     const options = { expires: DO_NOT_CREATE };
     try {
       const { value } = delta >= 0 ? await this.client.increment(key, delta, options) : await this.client.decrement(key, -delta, options);
@@ -99,7 +101,7 @@ export class MemcachedCache extends BaseCache {
     } catch (error) {
       const status = statusOf(error);
       if (status.includes('Key not found')) return undefined;
-      if (status.includes('non-numeric')) throw new TypeError(`Cannot increment a value that is not an integer (key '${key}')`);
+      if (status.includes('non-numeric')) return NOT_A_NUMBER;
       throw error;
     }
   }
@@ -108,9 +110,9 @@ export class MemcachedCache extends BaseCache {
     await this.client.flush();
   }
 
-  protected override async setEntries(entries: ReadonlyMap<string, unknown>, timeout: Timeout): Promise<string[]> {
+  protected override async setEntries(entries: ReadonlyMap<string, unknown>, ttl: TimeToLive): Promise<string[]> {
     const pairs = [...entries];
-    const stored = await Promise.all(pairs.map(([key, value]) => this.store(key, value, timeout)));
+    const stored = await Promise.all(pairs.map(([key, value]) => this.store(key, value, ttl)));
     return pairs.filter((_, i) => !stored[i]).map(([key]) => key);
   }
 

@@ -1,6 +1,8 @@
 import calculateSlot from 'cluster-key-slot';
-import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
-import { BaseCache, wholeMilliseconds, type BackendConfig, type Timeout } from '../base.js';
+import type { Cluster, Redis } from 'ioredis';
+import { BaseCache, NOT_A_NUMBER, type TimeToLive } from '../base.js';
+import { loadClient } from '../clients.js';
+import type { CacheParams, RedisBackendOptions } from '../config.js';
 import { defaultKeyFunction } from '../keys.js';
 import { decodeValue, encodeValue } from './raw-integers.js';
 
@@ -11,17 +13,6 @@ const CLEAR_BATCH = 500;
 type Client = Redis | Cluster;
 type ClientWithIncr = Client & { fragcacheIncr(key: string, delta: number): Promise<number | null> };
 
-/** Options of the redis backend, besides ioredis's own (which are passed through). */
-export interface RedisBackendOptions {
-  /** Treat `location` as the seed nodes of a Redis Cluster. */
-  cluster?: boolean;
-  /** ioredis Cluster options, when `cluster` is set; `options` minus ours become its `redisOptions`. */
-  clusterOptions?: ClusterOptions;
-  /** The SCAN pattern `clear()` deletes, required with a custom key function. */
-  keyPattern?: string;
-}
-
-const OWN_OPTIONS = new Set(['cluster', 'clusterOptions', 'keyPattern', 'maxEntries', 'cullFrequency']);
 
 function escapeGlob(text: string): string {
   return text.replace(/[*?[\]\\]/g, '\\$&');
@@ -43,6 +34,17 @@ function bySlot<T>(items: readonly T[], keyOf: (item: T) => string): T[][] {
   return [...groups.values()];
 }
 
+/** The cluster's masters; a new cluster client knows them only once it is ready. */
+async function clusterMasters(cluster: Cluster): Promise<Redis[]> {
+  if (cluster.status !== 'ready') {
+    await new Promise<void>((resolve, reject) => {
+      cluster.once('ready', resolve);
+      cluster.once('error', reject);
+    });
+  }
+  return cluster.nodes('master');
+}
+
 /**
  * Redis through ioredis. `location` is a URL (`redis://[user:pass@]host:port/db`, `rediss://` for TLS)
  * or a list of them: writes go to the first, reads to a random one of the others (replicas). With
@@ -52,17 +54,22 @@ function bySlot<T>(items: readonly T[], keyOf: (item: T) => string): T[][] {
  * INCRBY. `clear()` deletes only this cache's keys (SCAN + UNLINK on every master), never FLUSHDB.
  */
 export class RedisCache extends BaseCache {
+  static readonly optionNames = ['client', 'cluster', 'clusterOptions', 'keyPattern'];
+
   private readonly writer: ClientWithIncr;
   private readonly readers: Client[];
   private readonly clusterMode: boolean;
+  /** The servers `clear()` scans: the primary, or every master of the cluster. */
+  private readonly masters: () => Promise<Redis[]>;
   private readonly clearPattern: string | undefined;
 
-  constructor(location: string | string[] | undefined, params: BackendConfig) {
+  constructor(location: string | string[] | undefined, params: CacheParams<RedisBackendOptions>) {
     super(location, params);
     const urls = location === undefined ? ['redis://127.0.0.1:6379'] : Array.isArray(location) ? location : [location];
     if (urls.length === 0) throw new TypeError('The redis backend needs at least one URL in location');
-    const options = (params.options ?? {}) as RedisBackendOptions & Record<string, unknown>;
-    const clientOptions: RedisOptions = Object.fromEntries(Object.entries(options).filter(([name]) => !OWN_OPTIONS.has(name)));
+    const options = params.options ?? {};
+    const ioredis = loadClient<typeof import('ioredis')>('redis', 'ioredis');
+    const clientOptions = options.client ?? {};
     this.clusterMode = options.cluster === true;
     this.clearPattern =
       options.keyPattern ?? (params.keyFunction === undefined || params.keyFunction === defaultKeyFunction ? `${escapeGlob(this.keyPrefix)}:*` : undefined);
@@ -72,11 +79,14 @@ export class RedisCache extends BaseCache {
         const { hostname, port } = new URL(url);
         return { host: hostname, port: Number(port || 6379) };
       });
-      this.writer = new Cluster(seeds, { ...options.clusterOptions, redisOptions: clientOptions }) as ClientWithIncr;
-      this.readers = [this.writer];
+      const cluster = new ioredis.Cluster(seeds, { ...options.clusterOptions, redisOptions: clientOptions });
+      this.writer = cluster as ClientWithIncr;
+      this.readers = [cluster];
+      this.masters = () => clusterMasters(cluster);
     } else {
-      const [primary, ...replicas] = urls.map((url) => new Redis(url, clientOptions));
+      const [primary, ...replicas] = urls.map((url) => new ioredis.Redis(url, clientOptions));
       this.writer = primary as ClientWithIncr;
+      this.masters = async () => [primary!];
       this.readers = replicas.length > 0 ? replicas : [this.writer];
     }
     this.writer.defineCommand('fragcacheIncr', { numberOfKeys: 1, lua: INCR_IF_EXISTS });
@@ -95,15 +105,15 @@ export class RedisCache extends BaseCache {
     return this.decode(await this.reader().getBuffer(key));
   }
 
-  protected async setEntry(key: string, value: unknown, timeout: Timeout): Promise<void> {
+  protected async setEntry(key: string, value: unknown, ttl: TimeToLive): Promise<void> {
     const data = encodeValue(value, this.serializer);
-    if (timeout === null) await this.writer.set(key, data);
-    else await this.writer.set(key, data, 'PX', wholeMilliseconds(timeout));
+    if (ttl === null) await this.writer.set(key, data);
+    else await this.writer.set(key, data, 'PX', ttl);
   }
 
-  protected async addEntry(key: string, value: unknown, timeout: Timeout): Promise<boolean> {
+  protected async addEntry(key: string, value: unknown, ttl: TimeToLive): Promise<boolean> {
     const data = encodeValue(value, this.serializer);
-    const reply = timeout === null ? await this.writer.set(key, data, 'NX') : await this.writer.set(key, data, 'PX', wholeMilliseconds(timeout), 'NX');
+    const reply = ttl === null ? await this.writer.set(key, data, 'NX') : await this.writer.set(key, data, 'PX', ttl, 'NX');
     return reply === 'OK';
   }
 
@@ -115,19 +125,18 @@ export class RedisCache extends BaseCache {
     return (await this.reader().exists(key)) > 0;
   }
 
-  protected async touchEntry(key: string, timeout: Timeout): Promise<boolean> {
-    if (timeout !== null) return (await this.writer.pexpire(key, wholeMilliseconds(timeout))) === 1;
+  protected async touchEntry(key: string, ttl: TimeToLive): Promise<boolean> {
+    if (ttl !== null) return (await this.writer.pexpire(key, ttl)) === 1;
     // PERSIST answers 0 for a key without expiry too, so existence is asked in the same transaction.
     const replies = await this.writer.multi().persist(key).exists(key).exec();
     return replies?.[1]?.[1] === 1;
   }
 
-  protected async incrEntry(key: string, delta: number): Promise<number | undefined> {
-    if (!Number.isSafeInteger(delta)) throw new TypeError(`The redis backend increments by integers only, not ${delta}`);
+  protected async incrEntry(key: string, delta: number): Promise<number | undefined | typeof NOT_A_NUMBER> {
     try {
       return (await this.writer.fragcacheIncr(key, delta)) ?? undefined;
     } catch (error) {
-      if (isWrongType(error)) throw new TypeError(`Cannot increment a value that is not an integer (key '${key}')`, { cause: error });
+      if (isWrongType(error)) return NOT_A_NUMBER;
       throw error;
     }
   }
@@ -136,19 +145,8 @@ export class RedisCache extends BaseCache {
     if (this.clearPattern === undefined) {
       throw new Error('clear() cannot know which keys a custom key function made: set options.keyPattern (a SCAN pattern) for this cache');
     }
-    const masters = this.writer instanceof Cluster ? await this.clusterMasters(this.writer) : [this.writer];
+    const masters = await this.masters();
     await Promise.all(masters.map((node) => this.clearNode(node, this.clearPattern!)));
-  }
-
-  /** The cluster's masters; a new cluster client knows them only once it is ready. */
-  private async clusterMasters(cluster: Cluster): Promise<Redis[]> {
-    if (cluster.status !== 'ready') {
-      await new Promise<void>((resolve, reject) => {
-        cluster.once('ready', resolve);
-        cluster.once('error', reject);
-      });
-    }
-    return cluster.nodes('master');
   }
 
   private async clearNode(node: Redis, pattern: string): Promise<void> {
@@ -179,7 +177,7 @@ export class RedisCache extends BaseCache {
     return found;
   }
 
-  protected override async setEntries(entries: ReadonlyMap<string, unknown>, timeout: Timeout): Promise<string[]> {
+  protected override async setEntries(entries: ReadonlyMap<string, unknown>, ttl: TimeToLive): Promise<string[]> {
     const encoded = [...entries].map(([key, value]) => [key, encodeValue(value, this.serializer)] as const);
     const failed: string[] = [];
     const groups = this.clusterMode ? bySlot(encoded, ([key]) => key) : [encoded];
@@ -187,8 +185,8 @@ export class RedisCache extends BaseCache {
       groups.map(async (group) => {
         const pipeline = this.writer.pipeline();
         for (const [key, data] of group) {
-          if (timeout === null) pipeline.set(key, data);
-          else pipeline.set(key, data, 'PX', wholeMilliseconds(timeout));
+          if (ttl === null) pipeline.set(key, data);
+          else pipeline.set(key, data, 'PX', ttl);
         }
         const replies = (await pipeline.exec()) ?? [];
         group.forEach(([key], i) => {

@@ -1,0 +1,156 @@
+/**
+ * The configuration users write, and what a backend's constructor receives from it. A cache's config is
+ * a union keyed on `backend`, so a misspelt backend name or option is a type error; in a JSON config,
+ * which nothing type-checks, the backends refuse unknown options at runtime with the same advice.
+ */
+import type { ClusterOptions, RedisOptions } from 'ioredis';
+import type { ClientOptions as MemjsClientOptions, ServerOptions as MemjsServerOptions } from 'memjs';
+import type { PoolConfig } from 'pg';
+import type { BaseCache, Timeout } from './base.js';
+import type { KeyFunction } from './keys.js';
+import type { Serializer } from './serializers.js';
+
+/**
+ * A module specifier naming an export: `"./path/to/module.js#Export"`, `"package#Export"`, or a path
+ * (`"./module.js"`, `"/abs/module.js"`) for its default export. Resolved from the working directory and
+ * loaded synchronously when the cache is first created.
+ */
+export type ModuleSpecifier = `${string}#${string}` | `.${string}` | `/${string}`;
+
+/** What a backend's constructor receives besides its location: the config with every specifier loaded. */
+export interface CacheParams<Options extends object = object> {
+  /** Default timeout in seconds; `null` never expires; 0 or less expires at once. Default 300. */
+  timeout?: Timeout;
+  /** Prepended to every key by the default key function, to share one store between caches. Default `''`. */
+  keyPrefix?: string;
+  /** The version every key gets unless a call passes its own. Default 1. */
+  version?: number;
+  /** Builds the stored key. Default `${keyPrefix}:${version}:${key}`. */
+  keyFunction?: KeyFunction;
+  /** Turns values into text or bytes and back. Default JSON, which never runs code on load. */
+  serializer?: Serializer;
+  /** The backend's own options. */
+  options?: Options;
+}
+
+/**
+ * The class of a backend taking `Options`, as the registry constructs it: `new Backend(location, params)`.
+ * Without a type argument, any backend class, whatever options it takes.
+ */
+export type BackendClass<Options extends object = never> = new (location: string | string[] | undefined, params: CacheParams<Options>) => BaseCache;
+
+/** Settings every backend takes: Django's CACHES entry, with specifiers where a JSON file needs them. */
+interface CommonConfig {
+  /** Default timeout in seconds; `null` never expires; 0 or less expires at once. Default 300. */
+  timeout?: Timeout;
+  /** Prepended to every key by the default key function, to share one store between caches. Default `''`. */
+  keyPrefix?: string;
+  /** The version every key gets unless a call passes its own. Default 1. */
+  version?: number;
+  /** Builds the stored key, or names a module export that does. Default `${keyPrefix}:${version}:${key}`. */
+  keyFunction?: KeyFunction | ModuleSpecifier;
+  /**
+   * Turns values into text or bytes and back, or names a module export that does (an object with
+   * `dumps` and `loads`, or a class that makes one). Default JSON, which never runs code on load.
+   */
+  serializer?: Serializer | ModuleSpecifier;
+}
+
+/** The options of the backends that cull themselves when full (locmem, file, database). */
+export interface CullingOptions {
+  /** How many entries the cache holds before a cull. Default 300. */
+  maxEntries?: number;
+  /** A cull removes `1 / cullFrequency` of the entries; 0 removes them all. Default 3. */
+  cullFrequency?: number;
+}
+
+/** The process-local cache on lru-cache. */
+export interface LocMemConfig extends CommonConfig {
+  backend: 'locmem';
+  /** Caches with the same location share one store. Default `''`. */
+  location?: string;
+  options?: CullingOptions;
+}
+
+/** Caches nothing, with the whole API in place. */
+export interface DummyConfig extends CommonConfig {
+  backend: 'dummy';
+  location?: string;
+  options?: Record<string, never>;
+}
+
+/** One file per key in a directory. */
+export interface FileConfig extends CommonConfig {
+  backend: 'file';
+  /** The directory; created 0700 if missing. */
+  location: string;
+  options?: CullingOptions;
+}
+
+/** The redis backend's options. */
+export interface RedisBackendOptions {
+  /** ioredis options for every connection: `password`, `tls`, `connectTimeout`, `db`… Default ioredis's own. */
+  client?: RedisOptions;
+  /** Treat `location` as the seed nodes of a Redis Cluster. Default false. */
+  cluster?: boolean;
+  /** ioredis Cluster options, with `cluster`; `client` becomes their `redisOptions`. Default ioredis's own. */
+  clusterOptions?: Omit<ClusterOptions, 'redisOptions'>;
+  /**
+   * The SCAN pattern `clear()` deletes. Default: the keys the default key function makes for this cache
+   * (`<keyPrefix>:<version>:*`); required with a custom key function.
+   */
+  keyPattern?: string;
+}
+
+/** Redis through ioredis (an optional peer dependency: `npm install ioredis`). */
+export interface RedisConfig extends CommonConfig {
+  backend: 'redis';
+  /** A URL (`redis://user:pass@host:port/db`, `rediss://` for TLS) or a list: writes go to the first. Default `redis://127.0.0.1:6379`. */
+  location?: string | string[];
+  options?: RedisBackendOptions;
+}
+
+/** The memcached backend's options. */
+export interface MemcachedBackendOptions {
+  /** memjs client options: `timeout`, `retries`, `failover`, `username`, `password`… Default memjs's own. */
+  client?: MemjsClientOptions & MemjsServerOptions;
+}
+
+/** Memcached through memjs (an optional peer dependency: `npm install memjs`). */
+export interface MemcachedConfig extends CommonConfig {
+  backend: 'memcached';
+  /** `host:port`, or a list that keys are spread over. Default `127.0.0.1:11211`. */
+  location?: string | string[];
+  options?: MemcachedBackendOptions;
+}
+
+/** The database backend's options. */
+export interface DatabaseBackendOptions extends CullingOptions {
+  /** pg Pool options: `connectionString`, `max`, `ssl`… Default pg's own and its PG* environment variables. */
+  client?: PoolConfig;
+}
+
+/** PostgreSQL through pg (an optional peer dependency: `npm install pg`). */
+export interface DatabaseConfig extends CommonConfig {
+  backend: 'database';
+  /** The table; create it with `fragcache createcachetable`. */
+  location: string;
+  options?: DatabaseBackendOptions;
+}
+
+/** A backend of your own: a class extending BaseCache, or a module specifier naming one. */
+export interface CustomConfig extends CommonConfig {
+  backend: ModuleSpecifier | BackendClass;
+  location?: string | string[];
+  /** The backend's own options, as its class defines them. */
+  options?: object;
+}
+
+/** One cache's configuration. */
+export type BackendConfig = LocMemConfig | DummyConfig | FileConfig | RedisConfig | MemcachedConfig | DatabaseConfig | CustomConfig;
+
+/** The names of the built-in backends. */
+export type BuiltinBackend = Exclude<BackendConfig['backend'], CustomConfig['backend']>;
+
+/** Alias → configuration; must define `default`. */
+export type CacheConfig = Record<string, BackendConfig>;
