@@ -9,6 +9,7 @@ import type { CacheConfig } from 'fragcache';
 import { memcachedServers, postgresServer, redisServers, stopServers } from '../servers/index.js';
 import { backendOperations, type OperationResult } from './backend-ops.js';
 import { fragmentHit, type FragmentResult } from './fragment-hit.js';
+import { importTimes, type ImportResult } from './import-time.js';
 import { formatRate, printTable } from './measure.js';
 import { locmemMemory, type MemoryResult, type MemorySample } from './memory.js';
 import { coldStampede, type StampedeResult } from './stampede.js';
@@ -20,6 +21,7 @@ interface Results {
   operations: OperationResult[];
   stampede: StampedeResult[];
   memory: MemoryResult;
+  imports: ImportResult[];
 }
 
 /** Two decimals for ratios near 1, whole numbers for large ones (a hit is ~2 000× a miss). */
@@ -109,6 +111,13 @@ function chart(results: FragmentResult[]): string {
   return parts.join('\n');
 }
 
+const IMPORT_HEADER = ['import()', 'median ms', '× lru-cache'];
+
+function importRows(results: ImportResult[]): string[][] {
+  const lru = results.find((r) => r.module === 'lru-cache')!.medianMs;
+  return results.map((r) => [r.module, r.medianMs.toFixed(1), (r.medianMs / lru).toFixed(1)]);
+}
+
 function report(results: Results): string {
   const headline = results.fragments.find((r) => r.engine === 'nunjucks' && r.mode === 'render (sync)' && r.backend === 'locmem');
   return [
@@ -136,6 +145,13 @@ function report(results: Results): string {
       'The live heap is what culling bounds; V8 keeps some freed pages resident.',
     '',
     markdownTable(MEMORY_HEADER, memoryRows(results.memory)),
+    '',
+    '### Start-up: importing the package',
+    '',
+    'Each entry point imported in a fresh Node process (median of 15, taking turns). Client libraries',
+    '(ioredis, memjs, pg) load only when a cache of their kind is created, so they cost nothing here.',
+    '',
+    markdownTable(IMPORT_HEADER, importRows(results.imports)),
   ].join('\n');
 }
 
@@ -156,8 +172,10 @@ async function main(): Promise<void> {
     printTable('Cold stampede', STAMPEDE_HEADER, stampedeRows(stampede));
     const memory = locmemMemory();
     printTable('Memory', MEMORY_HEADER, memoryRows(memory));
+    const imports = importTimes();
+    printTable('Start-up: import()', IMPORT_HEADER, importRows(imports));
 
-    const results: Results = { date: new Date().toISOString(), machine: machine(), fragments, operations, stampede, memory };
+    const results: Results = { date: new Date().toISOString(), machine: machine(), fragments, operations, stampede, memory, imports };
     mkdirSync('bench/results', { recursive: true });
     writeFileSync('bench/results/latest.json', `${JSON.stringify(results, null, 2)}\n`);
     writeFileSync('docs/benchmarks.svg', `${chart(fragments)}\n`);
