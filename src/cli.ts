@@ -1,9 +1,7 @@
 #!/usr/bin/env node
 /**
- * fragcache createcachetable --config FILE [--dry-run]
- *
- * Creates the table of every database cache in a configuration, leaving existing tables alone; with
- * --dry-run, prints the SQL instead. FILE is JSON, or a module whose default export is the CacheConfig.
+ * The `fragcache` command. Today it has one subcommand, Django's createcachetable: it creates the table of
+ * every database cache in a configuration, leaving existing tables alone.
  */
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -13,13 +11,23 @@ import { DatabaseCache } from './backends/database.js';
 import type { CacheConfig } from './config.js';
 import { CacheRegistry } from './registry.js';
 
-const USAGE = 'Usage: fragcache createcachetable --config FILE [--dry-run]';
+const HELP = `Usage: fragcache createcachetable --config FILE [--dry-run]
+
+Creates the table of every database cache in FILE, leaving tables that exist alone.
+
+  --config FILE   the cache configuration: a .json file, or a .js/.mjs/.cjs module whose default
+                  export is the configuration (the object given to caches.configure)
+  --dry-run       print the SQL instead of running it; connects to no database
+  --help          show this help
+
+Each database cache connects with its options.client (pg Pool options such as connectionString),
+else with pg's PG* environment variables.`;
 
 async function loadConfig(file: string): Promise<CacheConfig> {
   const path = resolve(file);
   if (path.endsWith('.json')) return JSON.parse(await readFile(path, 'utf8')) as CacheConfig;
   const module = (await import(pathToFileURL(path).href)) as { default?: CacheConfig };
-  if (module.default === undefined) throw new Error(`${file} has no default export`);
+  if (module.default === undefined) throw new Error(`${file} has no default export: export the cache configuration as its default`);
   return module.default;
 }
 
@@ -27,13 +35,22 @@ async function createCacheTables(configFile: string, dryRun: boolean): Promise<v
   const registry = new CacheRegistry(await loadConfig(configFile));
   try {
     const databaseCaches = registry.all().filter((cache): cache is DatabaseCache => cache instanceof DatabaseCache);
-    if (databaseCaches.length === 0) console.log('No database caches in the configuration.');
-    for (const cache of databaseCaches) {
-      const result = await cache.createTable({ dryRun });
-      if (dryRun) for (const statement of result.sql) console.log(`${statement};`);
-      else if (result.created) console.log(`Cache table '${result.table}' created.`);
-      else console.log(`Cache table '${result.table}' already exists.`);
+    if (databaseCaches.length === 0) {
+      console.log('No database caches in the configuration: nothing to do.');
+      return;
     }
+    if (dryRun) {
+      for (const cache of databaseCaches) for (const statement of cache.tableSql()) console.log(`${statement};`);
+      return;
+    }
+    const existing: string[] = [];
+    for (const cache of databaseCaches) {
+      const result = await cache.createTable();
+      if (result.created) console.log(`Cache table '${result.table}' created.`);
+      else existing.push(result.table);
+    }
+    if (existing.length === databaseCaches.length) console.log(`Every cache table already exists (${existing.join(', ')}): nothing to do.`);
+    else for (const table of existing) console.log(`Cache table '${table}' already exists.`);
   } finally {
     await registry.close();
   }
@@ -46,11 +63,11 @@ async function main(argv: string[]): Promise<number> {
     options: { config: { type: 'string' }, 'dry-run': { type: 'boolean', default: false }, help: { type: 'boolean', default: false } },
   });
   if (values.help) {
-    console.log(USAGE);
+    console.log(HELP);
     return 0;
   }
   if (positionals[0] !== 'createcachetable' || positionals.length !== 1 || values.config === undefined) {
-    console.error(USAGE);
+    console.error(HELP);
     return 2;
   }
   await createCacheTables(values.config, values['dry-run']);

@@ -9,7 +9,7 @@ import { CacheRegistry, DatabaseCache, type CacheParams, type DatabaseBackendOpt
 import { describeConformance } from './conformance.js';
 import { postgresServer } from '../servers/index.js';
 import { describeTagRoundTrip } from './tag-round-trip.js';
-import { CLI, sleep } from './helpers.js';
+import { CLI, rejectionOf, sleep } from './helpers.js';
 
 const run = promisify(execFile);
 
@@ -53,9 +53,23 @@ describe('database', function () {
       await Promise.all(opened.splice(0).map((made) => (made instanceof DatabaseCache ? made.close() : made.end())));
     });
 
-    it('createcachetable creates missing tables, leaves existing ones, and prints SQL with --dry-run', async function () {
-      const dir = mkdtempSync(join(tmpdir(), 'fragcache-cli-'));
-      try {
+    describe('fragcache createcachetable', function () {
+      let dir: string;
+      beforeEach(function () {
+        dir = mkdtempSync(join(tmpdir(), 'fragcache-cli-'));
+      });
+      afterEach(function () {
+        rmSync(dir, { recursive: true, force: true });
+      });
+      const cli = (...args: string[]) => run(process.execPath, [...CLI, ...args]);
+      /** A run that must fail: its exit code and output. */
+      const failure = (...args: string[]) =>
+        cli(...args).then(
+          () => expect.fail('the command succeeded'),
+          (error: { code: number; stderr: string }) => error,
+        );
+
+      it('creates missing tables, leaves existing ones, and says when there is nothing to do', async function () {
         const config = join(dir, 'caches.json');
         writeFileSync(
           config,
@@ -65,22 +79,51 @@ describe('database', function () {
             'odd"name': { backend: 'database', location: 'cli odd"table', options: { client: { connectionString } } },
           }),
         );
-        const cli = (...args: string[]) => run(process.execPath, [...CLI, 'createcachetable', '--config', config, ...args]);
-        const dry = await cli('--dry-run');
-        expect(dry.stdout).to.include('CREATE TABLE IF NOT EXISTS "cli_pages"');
-        expect(dry.stdout).to.include('CREATE TABLE IF NOT EXISTS "cli odd""table"');
-        expect(await sql(`SELECT to_regclass('cli_pages') AS t`)).to.deep.equal([{ t: null }]);
-
-        expect((await cli()).stdout).to.equal("Cache table 'cli_pages' created.\nCache table 'cli odd\"table' created.\n");
+        expect((await cli('createcachetable', '--config', config)).stdout).to.equal("Cache table 'cli_pages' created.\nCache table 'cli odd\"table' created.\n");
         await sql(`INSERT INTO cli_pages VALUES ('kept', 'x', NULL)`);
-        expect((await cli()).stdout).to.equal("Cache table 'cli_pages' already exists.\nCache table 'cli odd\"table' already exists.\n");
+        expect((await cli('createcachetable', '--config', config)).stdout).to.equal(
+          'Every cache table already exists (cli_pages, cli odd"table): nothing to do.\n',
+        );
         expect(await sql(`SELECT cache_key FROM cli_pages`)).to.deep.equal([{ cache_key: 'kept' }]);
-        expect((await cli('--dry-run')).stdout).to.equal('');
+      });
 
-        const usage = await run(process.execPath, [...CLI, 'nonsense']).catch((error: { code: number; stderr: string }) => error);
-        expect(usage).to.include({ code: 2 });
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
+      it('prints the SQL with --dry-run without connecting, from a .mjs config', async function () {
+        const config = join(dir, 'caches.mjs');
+        // Nothing listens on port 1: a connection attempt would fail.
+        writeFileSync(
+          config,
+          `export default { default: { backend: 'database', location: 'dry_run', options: { client: { connectionString: 'postgresql://nobody@127.0.0.1:1/none' } } } };`,
+        );
+        expect((await cli('createcachetable', '--config', config, '--dry-run')).stdout).to.equal(
+          'CREATE TABLE IF NOT EXISTS "dry_run" (cache_key text PRIMARY KEY, value bytea NOT NULL, expires timestamptz NULL);\n' +
+            'CREATE INDEX IF NOT EXISTS "dry_run_expires" ON "dry_run" (expires);\n',
+        );
+        expect(await sql(`SELECT to_regclass('dry_run') AS t`)).to.deep.equal([{ t: null }]);
+      });
+
+      it('explains itself: --help, wrong usage, a config without database caches or without a default export', async function () {
+        const help = await cli('--help');
+        expect(help.stdout).to.match(/^Usage: fragcache createcachetable --config FILE \[--dry-run\]\n/);
+        expect(help.stdout).to.include('--dry-run       print the SQL instead of running it; connects to no database');
+        const usage = await failure('nonsense');
+        expect(usage.code).to.equal(2);
+        expect(usage.stderr).to.include('Usage: fragcache createcachetable');
+        writeFileSync(join(dir, 'memory.cjs'), `module.exports = { default: { backend: 'locmem' } };`);
+        expect((await cli('createcachetable', '--config', join(dir, 'memory.cjs'))).stdout).to.equal('No database caches in the configuration: nothing to do.\n');
+        writeFileSync(join(dir, 'named.mjs'), `export const caches = {};`);
+        const noDefault = await failure('createcachetable', '--config', join(dir, 'named.mjs'));
+        expect(noDefault.code).to.equal(1);
+        expect(noDefault.stderr).to.include('has no default export: export the cache configuration as its default');
+      });
+    });
+
+    it('explains a missing table with the command that creates it', async function () {
+      const c = cache('no_such_table');
+      for (const attempt of [c.get('k'), c.set('k', 1)]) {
+        const error = await rejectionOf(attempt);
+        expect(error.message).to.equal(
+          "The cache table 'no_such_table' does not exist: create it with `fragcache createcachetable --config <your cache config>` (relation \"no_such_table\" does not exist)",
+        );
       }
     });
 

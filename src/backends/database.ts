@@ -1,4 +1,4 @@
-import type { Pool, PoolClient } from 'pg';
+import type { Pool, PoolClient, QueryResult, QueryResultRow } from 'pg';
 import { BaseCache, NOT_A_NUMBER, cullingOf, type TimeToLive } from '../base.js';
 import { loadClient } from '../clients.js';
 import type { CacheParams, DatabaseBackendOptions } from '../config.js';
@@ -11,7 +11,15 @@ function quoteIdentifier(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
 
-/** What `createTable` did, or would do with `dryRun`. */
+/** pg's `relation "…" does not exist`, said with what to do about it; other errors as they are. */
+function explained(error: unknown, table: string): unknown {
+  if (!(error instanceof Error) || !('code' in error) || error.code !== '42P01') return error;
+  return new Error(`The cache table '${table}' does not exist: create it with \`fragcache createcachetable --config <your cache config>\` (${error.message})`, {
+    cause: error,
+  });
+}
+
+/** What `createTable` did: the table, whether it created it, and the statements it ran. */
 export interface CreateTableResult {
   table: string;
   created: boolean;
@@ -50,13 +58,22 @@ export class DatabaseCache extends BaseCache {
     ];
   }
 
-  /** Creates the table unless it exists; with `dryRun`, only says what it would run. */
-  async createTable(opts: { dryRun?: boolean } = {}): Promise<CreateTableResult> {
-    const sql = this.tableSql();
+  /** Creates the table and its index unless the table exists. */
+  async createTable(): Promise<CreateTableResult> {
     const { rows } = await this.pool.query<{ exists: boolean }>('SELECT to_regclass($1) IS NOT NULL AS exists', [this.quotedTable]);
     if (rows[0]!.exists) return { table: this.table, created: false, sql: [] };
-    if (!opts.dryRun) for (const statement of sql) await this.pool.query(statement);
-    return { table: this.table, created: !opts.dryRun, sql };
+    const sql = this.tableSql();
+    for (const statement of sql) await this.pool.query(statement);
+    return { table: this.table, created: true, sql };
+  }
+
+  /** A statement on a pooled connection; a missing table is explained. */
+  private async query<Row extends QueryResultRow>(text: string, values?: unknown[]): Promise<QueryResult<Row>> {
+    try {
+      return await this.pool.query<Row>(text, values);
+    } catch (error) {
+      throw explained(error, this.table);
+    }
   }
 
   private decode(data: Buffer): unknown {
@@ -96,7 +113,7 @@ export class DatabaseCache extends BaseCache {
       return result;
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
+      throw explained(error, this.table);
     } finally {
       client.release();
     }
@@ -113,7 +130,7 @@ export class DatabaseCache extends BaseCache {
   }
 
   protected async getEntry(key: string): Promise<unknown> {
-    const { rows } = await this.pool.query<{ value: Buffer }>(`SELECT value FROM ${this.quotedTable} WHERE cache_key = $1 AND ${LIVE}`, [key]);
+    const { rows } = await this.query<{ value: Buffer }>(`SELECT value FROM ${this.quotedTable} WHERE cache_key = $1 AND ${LIVE}`, [key]);
     return rows.length === 0 ? undefined : this.decode(rows[0]!.value);
   }
 
@@ -131,7 +148,7 @@ export class DatabaseCache extends BaseCache {
   }
 
   protected async deleteEntry(key: string): Promise<boolean> {
-    const { rows } = await this.pool.query<{ live: boolean }>(
+    const { rows } = await this.query<{ live: boolean }>(
       `DELETE FROM ${this.quotedTable} WHERE cache_key = $1 RETURNING ${LIVE} AS live`,
       [key],
     );
@@ -139,7 +156,7 @@ export class DatabaseCache extends BaseCache {
   }
 
   protected async hasEntry(key: string): Promise<boolean> {
-    const { rowCount } = await this.pool.query(`SELECT 1 FROM ${this.quotedTable} WHERE cache_key = $1 AND ${LIVE}`, [key]);
+    const { rowCount } = await this.query(`SELECT 1 FROM ${this.quotedTable} WHERE cache_key = $1 AND ${LIVE}`, [key]);
     return rowCount === 1;
   }
 
@@ -167,11 +184,11 @@ export class DatabaseCache extends BaseCache {
   }
 
   protected async clearEntries(): Promise<void> {
-    await this.pool.query(`DELETE FROM ${this.quotedTable}`);
+    await this.query(`DELETE FROM ${this.quotedTable}`);
   }
 
   protected override async getEntries(keys: readonly string[]): Promise<Map<string, unknown>> {
-    const { rows } = await this.pool.query<{ cache_key: string; value: Buffer }>(
+    const { rows } = await this.query<{ cache_key: string; value: Buffer }>(
       `SELECT cache_key, value FROM ${this.quotedTable} WHERE cache_key = ANY($1) AND ${LIVE}`,
       [keys],
     );
@@ -193,7 +210,7 @@ export class DatabaseCache extends BaseCache {
   }
 
   protected override async deleteEntries(keys: readonly string[]): Promise<void> {
-    await this.pool.query(`DELETE FROM ${this.quotedTable} WHERE cache_key = ANY($1)`, [keys]);
+    await this.query(`DELETE FROM ${this.quotedTable} WHERE cache_key = ANY($1)`, [keys]);
   }
 
   override async close(): Promise<void> {
