@@ -3,10 +3,11 @@ import { Eta } from 'eta';
 import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { CacheRegistry, TemplateSyntaxError, invalidateFragment, makeTemplateFragmentKey, type CacheConfig } from 'fragcache';
+import { CacheRegistry, TemplateSyntaxError, makeTemplateFragmentKey, type CacheConfig } from 'fragcache';
 import { cachePlugin } from 'fragcache/eta';
 import { AsyncMemoryCache } from './fixtures/async-memory-cache.js';
-import { cacheKeyWarnings, rejectionOf, separateCopyOf, thrownBy, unique } from './helpers.js';
+import { rejectionOf, separateCopyOf, thrownBy, unique } from './helpers.js';
+import { describeTagBehaviour } from './tag-behaviour.js';
 
 type Templates = Record<string, string>;
 
@@ -36,41 +37,36 @@ function site(templates: Templates, opts: { config?: CacheConfig; autoEscape?: b
 
 
 
+describeTagBehaviour('Eta', {
+  open: (args) => `<% cache ${args} %>`,
+  close: '<% endcache %>',
+  variable: (name) => `it.${name}`,
+  print: (name) => `<%= it.${name} %>`,
+  count: '<%= it.count() %>',
+  silentCount: '<% it.count() %>',
+  forever: 'null',
+  site(templates, config) {
+    const named = Object.fromEntries(Object.entries(templates).map(([name, source]) => [`${name}.eta`, source]));
+    const s = site(named, config === undefined ? {} : { config });
+    return {
+      caches: s.caches,
+      renders: s.renders,
+      render: (template, context) => s.eta.render(template, s.data(context)),
+      renderAsync: (template, context) => s.eta.renderAsync(template, s.data(context)),
+      place: (template, line) => `${join(s.views, `${template}.eta`)}:${line}`,
+    };
+  },
+});
+
 const asyncConfig = (): CacheConfig => ({ default: { backend: AsyncMemoryCache, location: unique('eta-async') } });
 
 describe('Eta cache tag', function () {
   describe('caching', function () {
-    it('renders the body once and serves the stored HTML afterwards, in render and renderAsync', async function () {
-      const s = site({ 'page.eta': 'a<% cache 60 sidebar %>[<%= it.count() %>]<% endcache %>b' });
-      expect(s.eta.render('page', s.data())).to.equal('a[1]b');
-      expect(s.eta.render('page', s.data())).to.equal('a[1]b');
-      expect(await s.eta.renderAsync('page', s.data())).to.equal('a[1]b');
-      expect(s.renders.body).to.equal(1);
-    });
-
     it('keeps one entry per combination of vary values; expressions with spaces in parentheses', function () {
       const s = site({ 'page.eta': '<% cache 60 menu it.user.name.toLowerCase() (it.page + 1) %><%= it.user.name %><%= it.count() %><% endcache %>' });
       expect(s.eta.render('page', s.data({ user: { name: 'Ann' }, page: 1 }))).to.equal('Ann1');
       expect(s.eta.render('page', s.data({ user: { name: 'ANN' }, page: 1 }))).to.equal('Ann1');
       expect(s.eta.render('page', s.data({ user: { name: 'Ann' }, page: 2 }))).to.equal('Ann2');
-    });
-
-    it('stores under makeTemplateFragmentKey(name, vary), taking NAME literally', async function () {
-      const s = site({
-        'page.eta':
-          '<% cache 60 sidebar it.user 7 %>1<% endcache %><% cache 60 local-thing %>2<% endcache %>' +
-          '<% cache 60 a.b %>3<% endcache %><% cache 60 "quoted name" %>4<% endcache %><% cache 1 using="x" %>5<% endcache %>',
-      });
-      const warnings = await cacheKeyWarnings(async () => s.eta.render('page', s.data({ user: 'ann', sidebar: 'not a variable' })));
-      expect(warnings).to.deep.equal([`Cache key contains characters that will cause errors if used with memcached: '${s.caches.default.makeKey(makeTemplateFragmentKey('quoted name'))}'`]);
-      const cache = s.caches.default;
-      expect(await cache.get(makeTemplateFragmentKey('sidebar', ['ann', 7]))).to.equal('1');
-      const readWarnings = await cacheKeyWarnings(async () => {
-        for (const [name, html] of [['local-thing', '2'], ['a.b', '3'], ['quoted name', '4'], ['using="x"', '5']]) {
-          expect(await cache.get(makeTemplateFragmentKey(name!)), name).to.equal(html);
-        }
-      });
-      expect(readWarnings).to.deep.equal(warnings);
     });
 
     it('shares entries with Nunjucks-rendered fragments of the same name and vary values', async function () {
@@ -79,85 +75,15 @@ describe('Eta cache tag', function () {
       expect(s.eta.render('page', s.data({ id: 5 }))).to.equal('from elsewhere');
     });
 
-    it('caches an empty rendering as a hit', function () {
-      const s = site({ 'page.eta': '[<% cache 60 empty %><% it.count() %><% endcache %>]' });
-      expect(s.eta.render('page', s.data())).to.equal('[]');
-      expect(s.eta.render('page', s.data())).to.equal('[]');
-      expect(s.renders.body).to.equal(1);
-    });
-
-    it('outputs a hit without escaping it again', function () {
-      const s = site({ 'page.eta': '<% cache 60 e %><b><%= it.text %></b><% endcache %>' });
-      expect(s.eta.render('page', s.data({ text: '<i>&' }))).to.equal('<b>&lt;i&gt;&amp;</b>');
-      expect(s.eta.render('page', s.data({ text: '<i>&' }))).to.equal('<b>&lt;i&gt;&amp;</b>');
-    });
-
     it('supports whitespace-trim markers', function () {
       const s = site({ 'page.eta': 'a\n<%- cache 60 t -%>\n  x\n<%_ endcache _%>\nb' });
       // `-` trims one newline, `_` all whitespace: the body's indentation stays.
       expect(s.eta.render('page', s.data())).to.equal('a  xb');
     });
-
-    it('is invalidated by invalidateFragment', async function () {
-      const s = site({ 'page.eta': '<% cache 60 sidebar it.user %><%= it.count() %><% endcache %>' });
-      expect(s.eta.render('page', s.data({ user: 'ann' }))).to.equal('1');
-      expect(await invalidateFragment('sidebar', ['ann'], { caches: s.caches })).to.equal(true);
-      expect(s.eta.render('page', s.data({ user: 'ann' }))).to.equal('2');
-    });
-  });
-
-  describe('timeouts and caches', function () {
-    it('accepts numbers, integer-like strings and null; renders every time for zero or less', function () {
-      const s = site({ 'page.eta': '<% cache it.t frag it.n %><%= it.count() %><% endcache %>' });
-      for (const [t, n] of [[60, 'a'], ['12', 'b'], [' +4 ', 'c'], [2.9, 'd'], [null, 'e']] as const) {
-        expect(s.eta.render('page', s.data({ t, n }))).to.equal(s.eta.render('page', s.data({ t, n })));
-      }
-      expect(s.eta.render('page', s.data({ t: 0, n: 'z' }))).to.equal('6');
-      expect(s.eta.render('page', s.data({ t: '-3', n: 'z' }))).to.equal('7');
-    });
-
-    it('rejects a non-integer timeout with the template and line, even on a hit', function () {
-      const s = site({ 'page.eta': 'x\n<% cache it.t frag %>body<% endcache %>' });
-      s.eta.render('page', s.data({ t: 60 }));
-      for (const [t, shown] of [[undefined, 'undefined'], ['fail', "'fail'"], ['1.5', "'1.5'"], [[], '[]'], ['None', "'None'"], [Number.NaN, 'NaN'], [-Infinity, '-Infinity']] as const) {
-        const error = thrownBy(() => s.eta.render('page', s.data({ t })));
-        expect(error).to.be.instanceOf(TemplateSyntaxError);
-        expect(error.message).to.equal(`${join(s.views, 'page.eta')}:2: "cache" tag got a non-integer timeout value: ${shown}`);
-      }
-    });
-
-    it('refuses a vary value without a text of its own, naming the template, line and argument', function () {
-      const s = site({ 'page.eta': 'x\n<% cache 60 sidebar it.user %>body<% endcache %>' });
-      const error = thrownBy(() => s.eta.render('page', s.data({ user: { id: 1 } })));
-      expect(error.message).to.equal(
-        `${join(s.views, 'page.eta')}:2: vary value 1 is a plain object, which has no text of its own to tell one value from another: vary on a string or number that identifies it, such as user.id`,
-      );
-    });
-
-    it('uses using= (literal or expression), else template_fragments, else default; rejects unknown aliases', async function () {
-      const config: CacheConfig = {
-        default: { backend: 'locmem', location: unique('d') },
-        other: { backend: 'locmem', location: unique('o') },
-        template_fragments: { backend: 'locmem', location: unique('f') },
-      };
-      const s = site({ 'page.eta': '<% cache 60 a using="other" %>A<% endcache %><% cache 60 b using=it.alias %>B<% endcache %><% cache 60 c %>C<% endcache %>' }, { config });
-      s.eta.render('page', s.data({ alias: 'other' }));
-      expect(await s.caches.get('other').getMany([makeTemplateFragmentKey('a'), makeTemplateFragmentKey('b')])).to.have.keys(
-        makeTemplateFragmentKey('a'),
-        makeTemplateFragmentKey('b'),
-      );
-      expect(await s.caches.get('template_fragments').get(makeTemplateFragmentKey('c'))).to.equal('C');
-      const error = thrownBy(() => s.eta.render('page', s.data({ alias: 'nope' })));
-      expect(error.message).to.equal(`${join(s.views, 'page.eta')}:1: Invalid cache name specified for cache tag: 'nope'`);
-    });
   });
 
   describe('syntax errors, naming the template and line', function () {
     const cases: Array<[string, string]> = [
-      ['<% cache %>x<% endcache %>', "'cache' tag requires at least 2 arguments."],
-      ['<% cache 60 %>x<% endcache %>', "'cache' tag requires at least 2 arguments."],
-      ['<% cache 60 n using="default" it.x %>x<% endcache %>', "'cache' tag accepts using= only as its last argument."],
-      ['<% cache 60 n %>never closed', "Unclosed tag on line 2: 'cache'. Looking for one of: endcache."],
       ['x<% endcache %>', "Invalid block tag on line 2: 'endcache'."],
       ['<% cache 60 n it.a + 1 %>x<% endcache %>', "'cache' tag argument '+' is not a JavaScript expression: put an expression with spaces in parentheses, such as (it.page + 1)"],
     ];

@@ -124,7 +124,7 @@ describe('the package as installed', function () {
     it('says how to build a clone that has no build and no dev dependencies', async function () {
       const dir = clone();
       try {
-        const failure = await run('npm', ['install', '--no-audit', '--no-fund', '--offline', dir], { cwd: app }).catch((error: { stderr: string; code: number }) => error);
+        const failure = await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', dir], { cwd: app }).catch((error: { stderr: string; code: number }) => error);
         expect(failure).to.have.property('code').that.is.not.equal(0);
         expect(failure.stderr).to.include(`fragcache: cannot build in ${dir}: TypeScript is not installed there. Run \`npm install\` in that directory first`);
       } finally {
@@ -137,9 +137,9 @@ describe('the package as installed', function () {
       const linkedApp = mkdtempSync(join(tmpdir(), 'fragcache-linked-app-'));
       try {
         cpSync(join(repo, 'package-lock.json'), join(dir, 'package-lock.json'));
-        await run('npm', ['install', '--no-audit', '--no-fund', '--offline'], { cwd: dir });
+        await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: dir });
         writeFileSync(join(linkedApp, 'package.json'), JSON.stringify({ name: 'linked-app', private: true, type: 'module' }));
-        await run('npm', ['install', '--no-audit', '--no-fund', '--offline', dir], { cwd: linkedApp });
+        await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', dir], { cwd: linkedApp });
         writeFileSync(join(linkedApp, 'app.mjs'), `import { caches } from 'fragcache';\nawait caches.default.set('k', 1);\nconsole.log(await caches.default.get('k'));`);
         expect((await run(process.execPath, ['app.mjs'], { cwd: linkedApp })).stdout).to.equal('1\n');
       } finally {
