@@ -108,7 +108,7 @@ function checkedValue(value: unknown): void {
 /**
  * The cache API every backend shares. It owns the semantics (keys, versions, timeouts, defaults,
  * errors); a backend implements only the storage hooks below, on keys that are already made and
- * validated and with timeouts already resolved to seconds > 0 or `null`.
+ * validated, with each timeout already converted to a time to live (whole milliseconds, or `null`).
  *
  * Hooks may answer synchronously: the in-memory backends do, which lets the template tags render a
  * hit without a single await. Every public key-level method returns a Promise regardless.

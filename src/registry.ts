@@ -36,7 +36,6 @@ function checkOptions(backend: string, options: object | undefined, known: reado
   }
 }
 
-
 /** A class extending BaseCache; the registry passes it the options of its config, whatever they are. */
 function isBackendClass(value: unknown): value is BackendClass<object> {
   return typeof value === 'function' && value.prototype instanceof BaseCache;
