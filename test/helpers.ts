@@ -16,10 +16,12 @@ export function unique(prefix: string): string {
   return `${prefix}-${process.pid}-${counter}`;
 }
 
-/** Runs `action` and returns the messages of the CacheKeyWarnings it emitted (and only those). */
+/** Runs `action` and returns the messages of the CacheKeyWarnings it emitted; any other warning fails the test. */
 export async function cacheKeyWarnings(action: () => Promise<unknown>): Promise<string[]> {
   const warnings = await warningsDuring(action);
-  return warnings.filter((warning) => warning instanceof CacheKeyWarning).map((warning) => warning.message);
+  const other = warnings.find((warning) => !(warning instanceof CacheKeyWarning));
+  if (other !== undefined) throw new Error(`an unexpected warning: ${other.name}: ${other.message}`);
+  return warnings.map((warning) => warning.message);
 }
 
 /** The rejection of `promise`, failing the test if it resolves. */
