@@ -101,6 +101,15 @@ function checkedDelta(delta: unknown): number {
 /** What `incrEntry` answers for a stored value it cannot add to. */
 export const NOT_A_NUMBER: unique symbol = Symbol('not a number');
 
+/**
+ * Options are an object. Django takes a timeout, a default or a version positionally (`set(key, value,
+ * 60)`); written that way here, they would be silently ignored, so anything but an object is refused.
+ */
+function checkOptions(opts: unknown, method: string): void {
+  if (opts === undefined || (typeof opts === 'object' && opts !== null)) return;
+  throw new TypeError(`${method}() takes its options as an object, not ${String(opts)}: Django's positional timeout, default and version are named here ({ timeout: 60 })`);
+}
+
 function checkedValue(value: unknown): void {
   if (value === undefined) throw new TypeError('Cannot cache undefined: store null to remember "nothing"');
 }
@@ -219,6 +228,7 @@ export abstract class BaseCache {
   // ---- the key-level API ---------------------------------------------------------------------------
 
   async get<T = unknown>(key: string, opts?: { default?: T } & VersionOption): Promise<T | undefined> {
+    checkOptions(opts, 'get');
     const entry = this.getEntry(this.makeAndValidateKey(key, opts?.version));
     // Awaiting only a real Promise spares a synchronous backend's caller a turn of the microtask queue.
     const value = isPromiseLike(entry) ? await entry : entry;
@@ -226,12 +236,14 @@ export abstract class BaseCache {
   }
 
   async set(key: string, value: unknown, opts?: TimeoutOptions): Promise<void> {
+    checkOptions(opts, 'set');
     checkedValue(value);
     const written = this.setByMadeKey(this.makeAndValidateKey(key, opts?.version), value, this.resolveTimeout(opts?.timeout));
     if (isPromiseLike(written)) await written;
   }
 
   async add(key: string, value: unknown, opts?: TimeoutOptions): Promise<boolean> {
+    checkOptions(opts, 'add');
     checkedValue(value);
     const madeKey = this.makeAndValidateKey(key, opts?.version);
     const timeout = this.resolveTimeout(opts?.timeout);
@@ -245,6 +257,7 @@ export abstract class BaseCache {
    * what the cache then holds is returned, so concurrent callers agree on one value.
    */
   async getOrSet<T>(key: string, value: T | (() => T | Promise<T>), opts?: TimeoutOptions): Promise<T> {
+    checkOptions(opts, 'getOrSet');
     const cached = await this.get<T | typeof MISSING>(key, { default: MISSING, version: opts?.version });
     if (cached !== MISSING) return cached as T;
     const fresh = typeof value === 'function' ? await (value as () => T | Promise<T>)() : value;
@@ -253,6 +266,7 @@ export abstract class BaseCache {
   }
 
   async getMany(keys: Iterable<string>, opts?: VersionOption): Promise<Record<string, unknown>> {
+    checkOptions(opts, 'getMany');
     const callerKeys = [...keys];
     const madeKeys = callerKeys.map((key) => this.makeAndValidateKey(key, opts?.version));
     const found = await this.getEntries(madeKeys);
@@ -266,6 +280,7 @@ export abstract class BaseCache {
   }
 
   async setMany(entries: Record<string, unknown> | Map<string, unknown>, opts?: TimeoutOptions): Promise<string[]> {
+    checkOptions(opts, 'setMany');
     const pairs = entries instanceof Map ? [...entries] : Object.entries(entries);
     const callerKeys = new Map<string, string>();
     const madeEntries = new Map<string, unknown>();
@@ -285,20 +300,24 @@ export abstract class BaseCache {
   }
 
   async delete(key: string, opts?: VersionOption): Promise<boolean> {
+    checkOptions(opts, 'delete');
     return this.deleteEntry(this.makeAndValidateKey(key, opts?.version));
   }
 
   async deleteMany(keys: Iterable<string>, opts?: VersionOption): Promise<void> {
+    checkOptions(opts, 'deleteMany');
     const madeKeys: string[] = [];
     for (const key of keys) madeKeys.push(this.makeAndValidateKey(key, opts?.version));
     await this.deleteEntries(madeKeys);
   }
 
   async hasKey(key: string, opts?: VersionOption): Promise<boolean> {
+    checkOptions(opts, 'hasKey');
     return this.hasEntry(this.makeAndValidateKey(key, opts?.version));
   }
 
   async touch(key: string, opts?: TimeoutOptions): Promise<boolean> {
+    checkOptions(opts, 'touch');
     const madeKey = this.makeAndValidateKey(key, opts?.version);
     const timeout = this.resolveTimeout(opts?.timeout);
     return isExpired(timeout) ? this.deleteEntry(madeKey) : this.touchEntry(madeKey, timeToLive(timeout));
@@ -306,6 +325,7 @@ export abstract class BaseCache {
 
   /** Adds a whole `delta` (negative subtracts) and keeps the expiry; resolves to the new value. */
   async incr(key: string, delta = 1, opts?: VersionOption): Promise<number> {
+    checkOptions(opts, 'incr');
     const value = await this.incrEntry(this.makeAndValidateKey(key, opts?.version), checkedDelta(delta));
     if (value === undefined) throw new KeyNotFoundError(key);
     if (value === NOT_A_NUMBER) throw new TypeError(`Cannot increment key '${key}': its value is not a number`);
@@ -313,11 +333,13 @@ export abstract class BaseCache {
   }
 
   async decr(key: string, delta = 1, opts?: VersionOption): Promise<number> {
+    checkOptions(opts, 'decr');
     return this.incr(key, -checkedDelta(delta), opts);
   }
 
   /** Moves the value to `version + delta` (default timeout, as Django does) and returns the new version. */
   async incrVersion(key: string, delta = 1, opts?: VersionOption): Promise<number> {
+    checkOptions(opts, 'incrVersion');
     const version = opts?.version ?? this.version;
     const value = await this.get<unknown>(key, { default: MISSING, version });
     if (value === MISSING) throw new KeyNotFoundError(key);
@@ -327,6 +349,7 @@ export abstract class BaseCache {
   }
 
   async decrVersion(key: string, delta = 1, opts?: VersionOption): Promise<number> {
+    checkOptions(opts, 'decrVersion');
     return this.incrVersion(key, -delta, opts);
   }
 

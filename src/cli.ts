@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DatabaseCache } from './backends/database.js';
 import type { CacheConfig } from './config.js';
-import { CacheRegistry } from './registry.js';
+import { CacheRegistry, isBuiltinBackend } from './registry.js';
 
 const HELP = `Usage: fragcache createcachetable --config FILE [--dry-run]
 
@@ -31,16 +31,41 @@ async function loadConfig(file: string): Promise<CacheConfig> {
   return module.default;
 }
 
+/**
+ * The database caches of a configuration: those of the database backend, and custom backends that turn
+ * out to extend it. Other built-in backends are never created, so the command connects to no cache server.
+ */
+function databaseCachesOf(registry: CacheRegistry, config: CacheConfig): DatabaseCache[] {
+  return Object.entries(config)
+    .filter(([, params]) => params.backend === 'database' || !isBuiltinBackend(params.backend))
+    .map(([alias]) => registry.get(alias))
+    .filter((cache): cache is DatabaseCache => cache instanceof DatabaseCache);
+}
+
+/** The SQL `createcachetable` would run, from the configuration alone where it can: no client library, no connection. */
+function printTableSql(registry: CacheRegistry, config: CacheConfig): void {
+  for (const [alias, params] of Object.entries(config)) {
+    if (params.backend === 'database') {
+      if (typeof params.location !== 'string' || params.location === '') throw new Error(`The database cache '${alias}' needs a table name as its location`);
+      for (const statement of DatabaseCache.tableSql(params.location)) console.log(`${statement};`);
+    } else if (!isBuiltinBackend(params.backend)) {
+      const cache = registry.get(alias);
+      if (cache instanceof DatabaseCache) for (const statement of cache.tableSql()) console.log(`${statement};`);
+    }
+  }
+}
+
 async function createCacheTables(configFile: string, dryRun: boolean): Promise<void> {
-  const registry = new CacheRegistry(await loadConfig(configFile));
+  const config = await loadConfig(configFile);
+  const registry = new CacheRegistry(config);
   try {
-    const databaseCaches = registry.all().filter((cache): cache is DatabaseCache => cache instanceof DatabaseCache);
-    if (databaseCaches.length === 0) {
-      console.log('No database caches in the configuration: nothing to do.');
+    if (dryRun) {
+      printTableSql(registry, config);
       return;
     }
-    if (dryRun) {
-      for (const cache of databaseCaches) for (const statement of cache.tableSql()) console.log(`${statement};`);
+    const databaseCaches = databaseCachesOf(registry, config);
+    if (databaseCaches.length === 0) {
+      console.log('No database caches in the configuration: nothing to do.');
       return;
     }
     const existing: string[] = [];
@@ -56,6 +81,15 @@ async function createCacheTables(configFile: string, dryRun: boolean): Promise<v
   }
 }
 
+/** What is wrong with a command line, if anything. */
+function usageProblem(positionals: string[]): string | undefined {
+  const [command, extra] = positionals;
+  if (command === undefined) return 'No command given';
+  if (command !== 'createcachetable') return `Unknown command '${command}'`;
+  if (extra !== undefined) return `Unexpected argument '${extra}'`;
+  return undefined;
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -66,8 +100,9 @@ async function main(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  if (positionals[0] !== 'createcachetable' || positionals.length !== 1 || values.config === undefined) {
-    console.error(HELP);
+  const problem = usageProblem(positionals);
+  if (problem !== undefined || values.config === undefined) {
+    console.error(`fragcache: ${problem ?? 'createcachetable needs --config FILE'}.\n\n${HELP}`);
     return 2;
   }
   await createCacheTables(values.config, values['dry-run']);

@@ -23,6 +23,11 @@ const builtinBackends = new Map<string, BuiltinClass>(Object.entries({
   database: DatabaseCache,
 } satisfies Record<BuiltinBackend, BuiltinClass>));
 
+/** Whether `backend` names a built-in backend (rather than a module specifier or a class). */
+export function isBuiltinBackend(backend: unknown): boolean {
+  return typeof backend === 'string' && builtinBackends.has(backend);
+}
+
 /**
  * Refuses options a built-in backend does not know, so that a misspelt option in a JSON config (which
  * nothing type-checks) fails at once instead of being ignored.

@@ -99,6 +99,24 @@ export function describeConformance(title: string, target: ConformanceTarget): v
         expect(await cache.get('key')).to.equal('second');
       });
 
+      it("refuses Django's positional timeout, default or version rather than ignore it", async function () {
+        const attempts: Array<[string, Promise<unknown>, unknown]> = [
+          ['set', cache.set('p', 1, 0 as never), 0],
+          ['get', cache.get('p', 'fallback' as never), 'fallback'],
+          ['add', cache.add('p', 1, 60 as never), 60],
+          ['touch', cache.touch('p', null as never), null],
+          ['delete', cache.delete('p', 2 as never), 2],
+        ];
+        for (const [method, attempt, value] of attempts) {
+          const error = await rejectionOf(attempt);
+          expect(error).to.be.instanceOf(TypeError);
+          expect(error.message).to.equal(
+            `${method}() takes its options as an object, not ${String(value)}: Django's positional timeout, default and version are named here ({ timeout: 60 })`,
+          );
+        }
+        expect(await cache.hasKey('p')).to.equal(false);
+      });
+
       it('rejects set(key, undefined) with a TypeError and stores nothing', async function () {
         const error = await rejectionOf(cache.set('key', undefined));
         expect(error).to.be.instanceOf(TypeError);

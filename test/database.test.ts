@@ -105,9 +105,15 @@ describe('database', function () {
         const help = await cli('--help');
         expect(help.stdout).to.match(/^Usage: fragcache createcachetable --config FILE \[--dry-run\]\n/);
         expect(help.stdout).to.include('--dry-run       print the SQL instead of running it; connects to no database');
-        const usage = await failure('nonsense');
-        expect(usage.code).to.equal(2);
-        expect(usage.stderr).to.include('Usage: fragcache createcachetable');
+        for (const [args, problem] of [
+          [['nonsense'], "Unknown command 'nonsense'"],
+          [['createcachetable'], 'createcachetable needs --config FILE'],
+          [[], 'No command given'],
+        ] as const) {
+          const usage = await failure(...args);
+          expect(usage.code).to.equal(2);
+          expect(usage.stderr).to.match(new RegExp(`^fragcache: ${problem}\\.\\n\\nUsage: fragcache createcachetable`));
+        }
         writeFileSync(join(dir, 'memory.cjs'), `module.exports = { default: { backend: 'locmem' } };`);
         expect((await cli('createcachetable', '--config', join(dir, 'memory.cjs'))).stdout).to.equal('No database caches in the configuration: nothing to do.\n');
         writeFileSync(join(dir, 'named.mjs'), `export const caches = {};`);

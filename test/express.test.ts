@@ -12,13 +12,13 @@ import { join, relative } from 'node:path';
 import nunjucks from 'nunjucks';
 import { CacheRegistry } from 'fragcache';
 import { cachePlugin } from 'fragcache/eta';
-import { CacheExtension, expressViews } from 'fragcache/nunjucks';
+import { CacheExtension, expressViews, renderAsync } from 'fragcache/nunjucks';
 import { AsyncMemoryCache } from './fixtures/async-memory-cache.js';
 import { unique } from './helpers.js';
 
 type Setup = (app: express.Express, views: string, caches: CacheRegistry) => void;
 
-/** The four set-ups of docs/express.md. */
+/** The set-ups of docs/express.md. */
 const setups: Record<string, Setup> = {
   'Nunjucks, synchronous (env.express)': (app, views, caches) => {
     const env = new nunjucks.Environment(new nunjucks.FileSystemLoader(views), { autoescape: true });
@@ -54,6 +54,20 @@ const setups: Record<string, Setup> = {
   },
 };
 
+/** Nunjucks and Eta in one application, each registered as an engine (docs/express.md). */
+function bothEngines(app: express.Express, views: string, caches: CacheRegistry): void {
+  const env = new nunjucks.Environment(new nunjucks.FileSystemLoader(views), { autoescape: true });
+  env.addExtension('CacheExtension', new CacheExtension({ caches, async: true }));
+  const eta = new Eta({ views, cache: true, plugins: [cachePlugin({ caches })] });
+  app.engine('njk', (path, locals, callback) => {
+    renderAsync(env, relative(views, path), locals).then((html) => callback(null, html), callback);
+  });
+  app.engine('eta', (path, locals, callback) => {
+    eta.renderAsync(relative(views, path), locals).then((html) => callback(null, html), callback);
+  });
+  app.set('views', views);
+}
+
 describe('Express: res.render with the cache tags', function () {
   let views: string;
   before(function () {
@@ -63,6 +77,25 @@ describe('Express: res.render with the cache tags', function () {
   });
   after(function () {
     rmSync(views, { recursive: true, force: true });
+  });
+
+  it('Nunjucks and Eta in one application, asynchronous', async function () {
+    const caches = new CacheRegistry({ default: { backend: AsyncMemoryCache, location: unique('express-both') } });
+    const app = express();
+    bothEngines(app, views, caches);
+    let renders = 0;
+    app.get('/:engine', (req, res) => res.render(`page.${req.params.engine}`, { user: 'ann', count: () => ++renders }));
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    const get = async (engine: string) => (await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/${engine}`)).text();
+    try {
+      // Both templates cache the fragment `sidebar` varied on the user: they share one entry.
+      expect(await get('njk')).to.equal('<h1>ann</h1><aside>1 ann</aside>');
+      expect(await get('eta')).to.equal('<h1>ann</h1><aside>1 ann</aside>');
+      expect(renders).to.equal(1);
+    } finally {
+      server.close();
+    }
   });
 
   for (const [title, setup] of Object.entries(setups)) {

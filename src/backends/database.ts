@@ -50,12 +50,18 @@ export class DatabaseCache extends BaseCache {
     this.pool = new pg.Pool(params.options?.client);
   }
 
+  /** The statements that create a cache table named `table` and its expiry index. */
+  static tableSql(table: string): string[] {
+    const quotedTable = quoteIdentifier(table);
+    return [
+      `CREATE TABLE IF NOT EXISTS ${quotedTable} (cache_key text PRIMARY KEY, value bytea NOT NULL, expires timestamptz NULL)`,
+      `CREATE INDEX IF NOT EXISTS ${quoteIdentifier(`${table}_expires`)} ON ${quotedTable} (expires)`,
+    ];
+  }
+
   /** The statements that create this cache's table and its expiry index. */
   tableSql(): string[] {
-    return [
-      `CREATE TABLE IF NOT EXISTS ${this.quotedTable} (cache_key text PRIMARY KEY, value bytea NOT NULL, expires timestamptz NULL)`,
-      `CREATE INDEX IF NOT EXISTS ${quoteIdentifier(`${this.table}_expires`)} ON ${this.quotedTable} (expires)`,
-    ];
+    return DatabaseCache.tableSql(this.table);
   }
 
   /** Creates the table and its index unless the table exists. */
