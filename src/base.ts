@@ -105,7 +105,7 @@ export const NOT_A_NUMBER: unique symbol = Symbol('not a number');
  * Options are an object. Django takes a timeout, a default or a version positionally (`set(key, value,
  * 60)`); written that way here, they would be silently ignored, so anything but an object is refused.
  */
-function checkOptions(opts: unknown, method: string): void {
+function refusePositionalOptions(opts: unknown, method: string): void {
   if (opts === undefined || (typeof opts === 'object' && opts !== null)) return;
   throw new TypeError(`${method}() takes its options as an object, not ${String(opts)}: Django's positional timeout, default and version are named here ({ timeout: 60 })`);
 }
@@ -228,7 +228,7 @@ export abstract class BaseCache {
   // ---- the key-level API ---------------------------------------------------------------------------
 
   async get<T = unknown>(key: string, opts?: { default?: T } & VersionOption): Promise<T | undefined> {
-    checkOptions(opts, 'get');
+    refusePositionalOptions(opts, 'get');
     const entry = this.getEntry(this.makeAndValidateKey(key, opts?.version));
     // Awaiting only a real Promise spares a synchronous backend's caller a turn of the microtask queue.
     const value = isPromiseLike(entry) ? await entry : entry;
@@ -236,14 +236,14 @@ export abstract class BaseCache {
   }
 
   async set(key: string, value: unknown, opts?: TimeoutOptions): Promise<void> {
-    checkOptions(opts, 'set');
+    refusePositionalOptions(opts, 'set');
     checkedValue(value);
     const written = this.setByMadeKey(this.makeAndValidateKey(key, opts?.version), value, this.resolveTimeout(opts?.timeout));
     if (isPromiseLike(written)) await written;
   }
 
   async add(key: string, value: unknown, opts?: TimeoutOptions): Promise<boolean> {
-    checkOptions(opts, 'add');
+    refusePositionalOptions(opts, 'add');
     checkedValue(value);
     const madeKey = this.makeAndValidateKey(key, opts?.version);
     const timeout = this.resolveTimeout(opts?.timeout);
@@ -257,7 +257,7 @@ export abstract class BaseCache {
    * what the cache then holds is returned, so concurrent callers agree on one value.
    */
   async getOrSet<T>(key: string, value: T | (() => T | Promise<T>), opts?: TimeoutOptions): Promise<T> {
-    checkOptions(opts, 'getOrSet');
+    refusePositionalOptions(opts, 'getOrSet');
     const cached = await this.get<T | typeof MISSING>(key, { default: MISSING, version: opts?.version });
     if (cached !== MISSING) return cached as T;
     const fresh = typeof value === 'function' ? await (value as () => T | Promise<T>)() : value;
@@ -266,7 +266,7 @@ export abstract class BaseCache {
   }
 
   async getMany(keys: Iterable<string>, opts?: VersionOption): Promise<Record<string, unknown>> {
-    checkOptions(opts, 'getMany');
+    refusePositionalOptions(opts, 'getMany');
     const callerKeys = [...keys];
     const madeKeys = callerKeys.map((key) => this.makeAndValidateKey(key, opts?.version));
     const found = await this.getEntries(madeKeys);
@@ -280,7 +280,7 @@ export abstract class BaseCache {
   }
 
   async setMany(entries: Record<string, unknown> | Map<string, unknown>, opts?: TimeoutOptions): Promise<string[]> {
-    checkOptions(opts, 'setMany');
+    refusePositionalOptions(opts, 'setMany');
     const pairs = entries instanceof Map ? [...entries] : Object.entries(entries);
     const callerKeys = new Map<string, string>();
     const madeEntries = new Map<string, unknown>();
@@ -300,24 +300,24 @@ export abstract class BaseCache {
   }
 
   async delete(key: string, opts?: VersionOption): Promise<boolean> {
-    checkOptions(opts, 'delete');
+    refusePositionalOptions(opts, 'delete');
     return this.deleteEntry(this.makeAndValidateKey(key, opts?.version));
   }
 
   async deleteMany(keys: Iterable<string>, opts?: VersionOption): Promise<void> {
-    checkOptions(opts, 'deleteMany');
+    refusePositionalOptions(opts, 'deleteMany');
     const madeKeys: string[] = [];
     for (const key of keys) madeKeys.push(this.makeAndValidateKey(key, opts?.version));
     await this.deleteEntries(madeKeys);
   }
 
   async hasKey(key: string, opts?: VersionOption): Promise<boolean> {
-    checkOptions(opts, 'hasKey');
+    refusePositionalOptions(opts, 'hasKey');
     return this.hasEntry(this.makeAndValidateKey(key, opts?.version));
   }
 
   async touch(key: string, opts?: TimeoutOptions): Promise<boolean> {
-    checkOptions(opts, 'touch');
+    refusePositionalOptions(opts, 'touch');
     const madeKey = this.makeAndValidateKey(key, opts?.version);
     const timeout = this.resolveTimeout(opts?.timeout);
     return isExpired(timeout) ? this.deleteEntry(madeKey) : this.touchEntry(madeKey, timeToLive(timeout));
@@ -325,7 +325,7 @@ export abstract class BaseCache {
 
   /** Adds a whole `delta` (negative subtracts) and keeps the expiry; resolves to the new value. */
   async incr(key: string, delta = 1, opts?: VersionOption): Promise<number> {
-    checkOptions(opts, 'incr');
+    refusePositionalOptions(opts, 'incr');
     const value = await this.incrEntry(this.makeAndValidateKey(key, opts?.version), checkedDelta(delta));
     if (value === undefined) throw new KeyNotFoundError(key);
     if (value === NOT_A_NUMBER) throw new TypeError(`Cannot increment key '${key}': its value is not a number`);
@@ -333,13 +333,13 @@ export abstract class BaseCache {
   }
 
   async decr(key: string, delta = 1, opts?: VersionOption): Promise<number> {
-    checkOptions(opts, 'decr');
+    refusePositionalOptions(opts, 'decr');
     return this.incr(key, -checkedDelta(delta), opts);
   }
 
   /** Moves the value to `version + delta` (default timeout, as Django does) and returns the new version. */
   async incrVersion(key: string, delta = 1, opts?: VersionOption): Promise<number> {
-    checkOptions(opts, 'incrVersion');
+    refusePositionalOptions(opts, 'incrVersion');
     const version = opts?.version ?? this.version;
     const value = await this.get<unknown>(key, { default: MISSING, version });
     if (value === MISSING) throw new KeyNotFoundError(key);
@@ -349,7 +349,7 @@ export abstract class BaseCache {
   }
 
   async decrVersion(key: string, delta = 1, opts?: VersionOption): Promise<number> {
-    checkOptions(opts, 'decrVersion');
+    refusePositionalOptions(opts, 'decrVersion');
     return this.incrVersion(key, -delta, opts);
   }
 
