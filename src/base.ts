@@ -61,12 +61,26 @@ function configuredCount(value: unknown, fallback: number): number {
   return count === undefined || count < 0 ? fallback : count;
 }
 
-/** The culling settings of a backend that culls itself (locmem, file, database), defaults applied. */
-export function cullingOf(options: CullingOptions | undefined): Required<CullingOptions> {
-  return {
-    maxEntries: configuredCount(options?.maxEntries, DEFAULT_MAX_ENTRIES),
-    cullFrequency: configuredCount(options?.cullFrequency, DEFAULT_CULL_FREQUENCY),
-  };
+/** Django's cull, for the backends that cull themselves (locmem, file, database): one rule, three stores. */
+export class Culling {
+  /** The options it reads, which those backends take. */
+  static readonly optionNames = ['maxEntries', 'cullFrequency'];
+  readonly maxEntries: number;
+  readonly cullFrequency: number;
+
+  constructor(options: CullingOptions | undefined) {
+    this.maxEntries = configuredCount(options?.maxEntries, DEFAULT_MAX_ENTRIES);
+    this.cullFrequency = configuredCount(options?.cullFrequency, DEFAULT_CULL_FREQUENCY);
+  }
+
+  /**
+   * How many of `count` entries a write removes before it stores: none below `maxEntries`, then
+   * `floor(count / cullFrequency)`, or all of them when `cullFrequency` is 0.
+   */
+  toRemove(count: number): number {
+    if (count < this.maxEntries) return 0;
+    return this.cullFrequency === 0 ? count : Math.floor(count / this.cullFrequency);
+  }
 }
 
 /** A key-level timeout option: `undefined` is the cache's default, otherwise seconds or `null`. */

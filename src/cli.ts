@@ -32,26 +32,29 @@ async function loadConfig(file: string): Promise<CacheConfig> {
 }
 
 /**
- * The database caches of a configuration: those of the database backend, and custom backends that turn
- * out to extend it. Other built-in backends are never created, so the command connects to no cache server.
+ * The aliases whose caches may be database caches: the database backend's, and custom backends (which
+ * may extend it). Other built-in backends are never created, so the command connects to no cache server.
  */
+function candidateAliases(config: CacheConfig): string[] {
+  return Object.keys(config).filter((alias) => {
+    const { backend } = config[alias]!;
+    return backend === 'database' || !isBuiltinBackend(backend);
+  });
+}
+
 function databaseCachesOf(registry: CacheRegistry, config: CacheConfig): DatabaseCache[] {
-  return Object.entries(config)
-    .filter(([, params]) => params.backend === 'database' || !isBuiltinBackend(params.backend))
-    .map(([alias]) => registry.get(alias))
+  return candidateAliases(config)
+    .map((alias) => registry.get(alias))
     .filter((cache): cache is DatabaseCache => cache instanceof DatabaseCache);
 }
 
-/** The SQL `createcachetable` would run, from the configuration alone where it can: no client library, no connection. */
+/** The SQL `createcachetable` would run: from the configuration alone for the database backend (no pg, no connection). */
 function printTableSql(registry: CacheRegistry, config: CacheConfig): void {
-  for (const [alias, params] of Object.entries(config)) {
-    if (params.backend === 'database') {
-      if (typeof params.location !== 'string' || params.location === '') throw new Error(`The database cache '${alias}' needs a table name as its location`);
-      for (const statement of DatabaseCache.tableSql(params.location)) console.log(`${statement};`);
-    } else if (!isBuiltinBackend(params.backend)) {
-      const cache = registry.get(alias);
-      if (cache instanceof DatabaseCache) for (const statement of cache.tableSql()) console.log(`${statement};`);
-    }
+  for (const alias of candidateAliases(config)) {
+    const { backend, location } = config[alias]!;
+    const cache = backend === 'database' ? undefined : registry.get(alias);
+    if (cache !== undefined && !(cache instanceof DatabaseCache)) continue;
+    for (const statement of cache?.tableSql() ?? DatabaseCache.tableSql(location)) console.log(`${statement};`);
   }
 }
 

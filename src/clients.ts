@@ -4,8 +4,8 @@
  * them and an application installs only the one it uses.
  */
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
 import { InvalidCacheBackendError } from './errors.js';
+import { requireFromWorkingDirectory } from './modules.js';
 
 const requireFromHere = createRequire(import.meta.url);
 
@@ -19,7 +19,7 @@ function isNotFound(error: unknown, packageName: string): boolean {
  * install, whose real location is outside the application).
  */
 export function loadClient<Client>(backend: string, packageName: string): Client {
-  for (const load of [requireFromHere, createRequire(join(process.cwd(), 'fragcache-client-loader.cjs'))]) {
+  for (const load of [requireFromHere, requireFromWorkingDirectory()]) {
     try {
       return load(packageName);
     } catch (error) {

@@ -47,10 +47,13 @@ describe('locmem', function () {
     expect(await present(cache, 4)).to.deep.equal(['k0', 'k1']);
   });
 
-  it('falls back to 300 entries and a third per cull for invalid settings', function () {
+  it('falls back to 300 entries and a third per cull for invalid settings', async function () {
     const cache = create({ maxEntries: 'many' as unknown as number, cullFrequency: -1 });
-    const settings = cache as unknown as { maxEntries: number; cullFrequency: number };
-    expect([settings.maxEntries, settings.cullFrequency]).to.deep.equal([300, 3]);
+    await fill(cache, 300);
+    expect(await present(cache, 300)).to.have.length(300);
+    await cache.set('new', 'x');
+    // 300 entries reached the limit: a third of them, the 100 oldest, made room for the new one.
+    expect(await present(cache, 300)).to.deep.equal(Array.from({ length: 200 }, (_, i) => `k${i + 100}`));
   });
 
   it('shares one store per location and keeps locations apart', async function () {

@@ -1,11 +1,17 @@
 import type { Pool, PoolClient, QueryResult, QueryResultRow } from 'pg';
-import { BaseCache, NOT_A_NUMBER, cullingOf, type TimeToLive } from '../base.js';
+import { BaseCache, Culling, NOT_A_NUMBER, type TimeToLive } from '../base.js';
 import { loadClient } from '../clients.js';
 import type { CacheParams, DatabaseBackendOptions } from '../config.js';
 import { decodeValue, encodeValue } from './raw-integers.js';
 
 /** A row that has not expired; expires is NULL for entries that never expire. */
 const LIVE = '(expires IS NULL OR expires > now())';
+
+/** The table a cache's location names; anything else is refused. */
+function tableOf(location: string | string[] | undefined): string {
+  if (typeof location !== 'string' || location === '') throw new TypeError('The database backend needs a table name as its location');
+  return location;
+}
 
 function quoteIdentifier(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
@@ -33,25 +39,24 @@ export interface CreateTableResult {
  * written. `clear()` empties the table: it belongs to this cache.
  */
 export class DatabaseCache extends BaseCache {
-  static readonly optionNames = ['client', 'maxEntries', 'cullFrequency'];
+  static readonly optionNames = ['client', ...Culling.optionNames];
   readonly table: string;
   private readonly quotedTable: string;
   private readonly pool: Pool;
-  private readonly maxEntries: number;
-  private readonly cullFrequency: number;
+  private readonly culling: Culling;
 
   constructor(location: string | string[] | undefined, params: CacheParams<DatabaseBackendOptions>) {
     super(location, params);
-    if (typeof location !== 'string' || location === '') throw new TypeError('The database backend needs a table name as its location');
     const pg = loadClient<typeof import('pg')>('database', 'pg');
-    this.table = location;
-    this.quotedTable = quoteIdentifier(location);
-    ({ maxEntries: this.maxEntries, cullFrequency: this.cullFrequency } = cullingOf(params.options));
+    this.table = tableOf(location);
+    this.quotedTable = quoteIdentifier(this.table);
+    this.culling = new Culling(params.options);
     this.pool = new pg.Pool(params.options?.client);
   }
 
-  /** The statements that create a cache table named `table` and its expiry index. */
-  static tableSql(table: string): string[] {
+  /** The statements that create the table a cache's `location` names, and its expiry index. */
+  static tableSql(location: string | string[] | undefined): string[] {
+    const table = tableOf(location);
     const quotedTable = quoteIdentifier(table);
     return [
       `CREATE TABLE IF NOT EXISTS ${quotedTable} (cache_key text PRIMARY KEY, value bytea NOT NULL, expires timestamptz NULL)`,
@@ -97,14 +102,15 @@ export class DatabaseCache extends BaseCache {
     await client.query(`DELETE FROM ${this.quotedTable} WHERE expires <= now()`);
     const { rows } = await client.query<{ count: string }>(`SELECT count(*) AS count FROM ${this.quotedTable}`);
     const count = Number(rows[0]!.count);
-    if (count < this.maxEntries) return;
-    if (this.cullFrequency === 0) {
+    const doomed = this.culling.toRemove(count);
+    if (doomed === 0) return;
+    if (doomed >= count) {
       await client.query(`DELETE FROM ${this.quotedTable}`);
       return;
     }
     await client.query(
       `DELETE FROM ${this.quotedTable} WHERE cache_key < (SELECT cache_key FROM ${this.quotedTable} ORDER BY cache_key LIMIT 1 OFFSET $1)`,
-      [Math.floor(count / this.cullFrequency)],
+      [doomed],
     );
   }
 

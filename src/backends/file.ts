@@ -3,7 +3,7 @@ import { chmod, mkdir, open, readFile, readdir, rename, unlink } from 'node:fs/p
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { deflateRaw, inflateRaw } from 'node:zlib';
-import { BaseCache, NOT_A_NUMBER, cullingOf, type TimeToLive } from '../base.js';
+import { BaseCache, Culling, NOT_A_NUMBER, type TimeToLive } from '../base.js';
 import type { CacheParams, CullingOptions } from '../config.js';
 
 const compress = promisify(deflateRaw);
@@ -35,17 +35,16 @@ function expiryOf(ttl: TimeToLive): number | null {
  * 0600: cached pages may hold one user's data.
  */
 export class FileBasedCache extends BaseCache {
-  static readonly optionNames = ['maxEntries', 'cullFrequency'];
+  static readonly optionNames = Culling.optionNames;
 
   private readonly directory: string;
   private directoryReady: Promise<void> | undefined;
-  private readonly maxEntries: number;
-  private readonly cullFrequency: number;
+  private readonly culling: Culling;
 
   constructor(location: string | string[] | undefined, params: CacheParams<CullingOptions>) {
     super(location, params);
     if (typeof location !== 'string' || location === '') throw new TypeError('The file backend needs a directory as its location');
-    ({ maxEntries: this.maxEntries, cullFrequency: this.cullFrequency } = cullingOf(params.options));
+    this.culling = new Culling(params.options);
     this.directory = location;
   }
 
@@ -133,8 +132,7 @@ export class FileBasedCache extends BaseCache {
   /** Django's cull: once there are maxEntries files, delete a random 1/cullFrequency of them. */
   private async cullIfFull(): Promise<void> {
     const files = await this.cacheFiles();
-    if (files.length < this.maxEntries) return;
-    const doomed = this.cullFrequency === 0 ? files : randomSample(files, Math.floor(files.length / this.cullFrequency));
+    const doomed = randomSample(files, this.culling.toRemove(files.length));
     await Promise.all(doomed.map((path) => this.remove(path)));
   }
 

@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import { BaseCache, NOT_A_NUMBER, cullingOf, type TimeToLive } from '../base.js';
+import { BaseCache, Culling, NOT_A_NUMBER, type TimeToLive } from '../base.js';
 import type { CacheParams, CullingOptions } from '../config.js';
 
 /** A value kept in its serialized form, so that callers never share a mutable object with the cache. */
@@ -30,20 +30,19 @@ function lruTtl(ttl: TimeToLive): number {
  * Every hook answers synchronously.
  */
 export class LocMemCache extends BaseCache {
-  static readonly optionNames = ['maxEntries', 'cullFrequency'];
+  static readonly optionNames = Culling.optionNames;
 
   private readonly store: LRUCache<string, Slot>;
-  private readonly maxEntries: number;
-  private readonly cullFrequency: number;
+  private readonly culling: Culling;
 
   constructor(location: string | string[] | undefined, params: CacheParams<CullingOptions>) {
     super(location, params);
-    ({ maxEntries: this.maxEntries, cullFrequency: this.cullFrequency } = cullingOf(params.options));
+    this.culling = new Culling(params.options);
     const name = Array.isArray(location) ? location.join(',') : (location ?? '');
     let store = stores.get(name);
     if (store === undefined) {
       // max is a backstop: the cull below runs first and keeps the count under it.
-      store = new LRUCache<string, Slot>({ max: Math.max(1, this.maxEntries) });
+      store = new LRUCache<string, Slot>({ max: Math.max(1, this.culling.maxEntries) });
       stores.set(name, store);
     }
     this.store = store;
@@ -70,12 +69,9 @@ export class LocMemCache extends BaseCache {
   }
 
   private cullIfFull(): void {
-    if (this.store.size < this.maxEntries) return;
-    if (this.cullFrequency === 0) {
-      this.store.clear();
-      return;
-    }
-    for (let count = Math.floor(this.store.size / this.cullFrequency); count > 0; count--) this.store.pop();
+    const doomed = this.culling.toRemove(this.store.size);
+    if (doomed === this.store.size) this.store.clear();
+    else for (let count = doomed; count > 0; count--) this.store.pop();
   }
 
   protected getEntry(key: string): unknown {
