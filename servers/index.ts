@@ -90,6 +90,32 @@ async function waitForPort(port: number, name: string, timeoutMs = 20_000): Prom
   }
 }
 
+/** A server that a fault test kills and starts again, on the same port and with the same data. */
+export interface RestartableServer {
+  readonly port: number;
+  /** Stops it (SIGKILL unless told otherwise) and resolves once it has exited. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts it again; resolves once it listens. */
+  start(): Promise<void>;
+}
+
+function restartable(port: number, name: string, launch: () => ChildProcess): RestartableServer {
+  let child = launch();
+  return {
+    port,
+    async stop(signal = 'SIGKILL') {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill(signal);
+      await exited;
+    },
+    async start() {
+      child = launch();
+      await waitForPort(port, name);
+    },
+  };
+}
+
 function once<T>(make: () => Promise<T>): () => Promise<T> {
   let pending: Promise<T> | undefined;
   return () => (pending ??= make());
@@ -97,16 +123,18 @@ function once<T>(make: () => Promise<T>): () => Promise<T> {
 
 // ---- Redis ----------------------------------------------------------------------------------------
 
-async function startRedis(name: string, extra: string[] = []): Promise<number> {
+/** A Redis of its own, which a fault test may kill and restart (empty, as after a crash). */
+export async function startRedis(name: string, extra: string[] = []): Promise<RestartableServer> {
   const binary = requireBinary('redis-server', 'redis-server');
   const port = await freePort();
   const dir = scratchDir(name);
-  start(binary, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', ...extra], name);
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', ...extra];
+  const server = restartable(port, name, () => start(binary, args, name));
   await waitForPort(port, name);
-  return port;
+  return server;
 }
 
-function redisCli(port: number, ...args: string[]): string {
+export function redisCli(port: number, ...args: string[]): string {
   return execFileSync(requireBinary('redis-cli', 'redis-tools'), ['-h', '127.0.0.1', '-p', String(port), ...args]).toString();
 }
 
@@ -119,8 +147,8 @@ export interface RedisServers {
 
 /** A standalone Redis with one replica. */
 export const redisServers = once<RedisServers>(async () => {
-  const port = await startRedis('redis');
-  const replicaPort = await startRedis('redis-replica', ['--replicaof', '127.0.0.1', String(port)]);
+  const { port } = await startRedis('redis');
+  const { port: replicaPort } = await startRedis('redis-replica', ['--replicaof', '127.0.0.1', String(port)]);
   const deadline = Date.now() + 20_000;
   while (!redisCli(replicaPort, 'info', 'replication').includes('master_link_status:up')) {
     if (Date.now() > deadline) throw new Error('the Redis replica did not connect to its primary');
@@ -133,7 +161,7 @@ export const redisServers = once<RedisServers>(async () => {
 export const redisCluster = once<string[]>(async () => {
   const ports: number[] = [];
   for (let i = 0; i < 3; i++) {
-    ports.push(await startRedis(`redis-cluster-${i}`, ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000']));
+    ports.push((await startRedis(`redis-cluster-${i}`, ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000'])).port);
   }
   redisCli(ports[0]!, '--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', '0', '--cluster-yes');
   const deadline = Date.now() + 30_000;
@@ -146,15 +174,15 @@ export const redisCluster = once<string[]>(async () => {
 
 // ---- Memcached ------------------------------------------------------------------------------------
 
-/** Starts one memcached; resolves to its `host:port`. */
-export async function startMemcached(name = 'memcached'): Promise<{ location: string; process: ChildProcess }> {
+/** Starts one memcached; resolves to its `host:port` and the means to kill and restart it. */
+export async function startMemcached(name = 'memcached'): Promise<{ location: string; server: RestartableServer }> {
   const binary = requireBinary('memcached', 'memcached');
   const port = await freePort();
   const args = ['-l', '127.0.0.1', '-p', String(port), '-U', '0', '-m', '64'];
   if (isRoot) args.push('-u', 'nobody');
-  const child = start(binary, args, name);
+  const server = restartable(port, name, () => start(binary, args, name));
   await waitForPort(port, name);
-  return { location: `127.0.0.1:${port}`, process: child };
+  return { location: `127.0.0.1:${port}`, server };
 }
 
 /** Two memcached servers. */
@@ -164,10 +192,11 @@ export const memcachedServers = once(async () => [(await startMemcached('memcach
 
 export interface PostgresServer {
   connectionString: string;
+  server: RestartableServer;
 }
 
 /** PostgreSQL in a fresh data directory, run as the postgres user when we are root (it refuses root). */
-export const postgresServer = once<PostgresServer>(async () => {
+export async function startPostgres(name: string): Promise<PostgresServer> {
   const initdb = requireBinary('initdb', 'postgresql', postgresBinDirs());
   const postgres = requireBinary('postgres', 'postgresql', postgresBinDirs());
   const port = await freePort();
@@ -180,10 +209,14 @@ export const postgresServer = once<PostgresServer>(async () => {
     chownSync(dir, owner.uid!, owner.gid!);
   }
   execFileSync(initdb, ['-D', data, '-U', 'fragcache', '--auth=trust', '--no-sync', '-E', 'UTF8'], { stdio: 'ignore', ...owner });
-  start(postgres, ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off'], 'postgres', owner);
-  await waitForPort(port, 'postgres', 30_000);
-  return { connectionString: `postgresql://fragcache@127.0.0.1:${port}/postgres` };
-});
+  const args = ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off'];
+  const server = restartable(port, name, () => start(postgres, args, name, owner));
+  await waitForPort(port, name, 30_000);
+  return { connectionString: `postgresql://fragcache@127.0.0.1:${port}/postgres`, server };
+}
+
+/** The PostgreSQL the backend tests share. */
+export const postgresServer = once(() => startPostgres('postgres'));
 
 // ---- stopping -------------------------------------------------------------------------------------
 

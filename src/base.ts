@@ -1,7 +1,11 @@
-import type { CacheParams, CullingOptions } from './config.js';
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CircuitBreaker } from './breaker.js';
+import type { CacheParams, CullingOptions, LockOptions } from './config.js';
 import { CacheKeyWarning, KeyNotFoundError } from './errors.js';
 import { defaultKeyFunction, memcachedKeyProblems, type KeyFunction } from './keys.js';
 import { jsonSerializer, type Serializer } from './serializers.js';
+import { isFresh, isStaleEnvelope, withGrace } from './stale.js';
 
 /** A value, or a Promise of it: backends that can answer synchronously do, so a hit awaits nothing. */
 export type Awaitable<T> = T | Promise<T>;
@@ -25,6 +29,29 @@ export interface VersionOption {
 export interface TimeoutOptions extends VersionOption {
   timeout?: Timeout;
 }
+export interface GetOrSetOptions extends TimeoutOptions {
+  /**
+   * Seconds a value stays servable after its timeout: the first caller after the timeout computes it
+   * again while every other caller is served the stale copy. Default 0 (none).
+   */
+  stale?: number;
+}
+
+/** A lock's settings with their defaults filled in. */
+export interface LockSettings {
+  readonly lease: number;
+  readonly wait: number;
+  readonly pollInterval: number;
+}
+
+/**
+ * Whose turn it is to fill a missing key: this process's (`release` gives the lock back, if it took
+ * one), or nobody's, because another process filled it (`found`) or a stale copy may be served.
+ */
+export type FillTurn<T> = { readonly found: T } | { readonly release: () => Awaitable<void> };
+
+/** The turn of a caller that fills without a lock: there is none, or waiting for it took too long. */
+export const FILL_WITHOUT_LOCK: FillTurn<never> = { release: () => undefined };
 
 const DEFAULT_TIMEOUT = 300;
 const DEFAULT_MAX_ENTRIES = 300;
@@ -54,6 +81,20 @@ function configuredTimeout(value: unknown): Timeout {
   if (value === null) return null;
   if (typeof value === 'number' && !Number.isNaN(value)) return storable(value);
   return storable(toInteger(value) ?? DEFAULT_TIMEOUT);
+}
+
+function positiveMilliseconds(value: unknown, fallback: number): number {
+  return typeof value === 'number' && value > 0 && Number.isFinite(value) ? value : fallback;
+}
+
+function lockSettings(lock: LockOptions | boolean | undefined): LockSettings | undefined {
+  if (lock === undefined || lock === false) return undefined;
+  const options = lock === true ? {} : lock;
+  return {
+    lease: Math.ceil(positiveMilliseconds(options.lease, 5000)),
+    wait: positiveMilliseconds(options.wait, 3000),
+    pollInterval: positiveMilliseconds(options.pollInterval, 25),
+  };
 }
 
 function configuredCount(value: unknown, fallback: number): number {
@@ -124,6 +165,11 @@ function refusePositionalOptions(opts: unknown, method: string): void {
   throw new TypeError(`${method}() takes its options as an object, not ${String(opts)}: Django's positional timeout, default and version are named here ({ timeout: 60 })`);
 }
 
+/** A stored value as callers see it: a value stored with a grace period is the value. */
+function unwrapped(stored: unknown): unknown {
+  return isStaleEnvelope(stored) ? stored.value : stored;
+}
+
 function checkedValue(value: unknown): void {
   if (value === undefined) throw new TypeError('Cannot cache undefined: store null to remember "nothing"');
 }
@@ -142,6 +188,12 @@ export abstract class BaseCache {
   readonly version: number;
   protected readonly serializer: Serializer;
   private readonly keyFunction: KeyFunction;
+  /** Skips this cache while it fails, for the callers that must not fail with it (the template tags). */
+  readonly breaker: CircuitBreaker;
+  /** The render lock's settings (`lock` in the config), or undefined when it is off. */
+  readonly lock: LockSettings | undefined;
+  /** The `getOrSet` calls under way, by made key, with the stale copy their callers may be served. */
+  private readonly fills = new Map<string, { value: Promise<unknown>; stale: unknown }>();
 
   constructor(_location: string | string[] | undefined, params: CacheParams) {
     this.defaultTimeout = configuredTimeout(params.timeout === undefined ? DEFAULT_TIMEOUT : params.timeout);
@@ -152,6 +204,8 @@ export abstract class BaseCache {
     }
     this.serializer = params.serializer ?? jsonSerializer;
     this.keyFunction = params.keyFunction ?? defaultKeyFunction;
+    this.breaker = new CircuitBreaker(params.breaker);
+    this.lock = lockSettings(params.lock);
   }
 
   // ---- storage hooks: made keys, times to live --------------------------------------------------------
@@ -198,6 +252,20 @@ export abstract class BaseCache {
     if (deletions.some(isPromiseLike)) await Promise.all(deletions);
   }
 
+  /**
+   * Takes the lock `key` for `lease` ms, holding `token`, unless another holder has it. By default an
+   * `add`, which every built-in shared backend makes atomic (Redis SET NX, memcached add, an insert on
+   * conflict); a backend whose add is not atomic overrides this.
+   */
+  protected acquireLockEntry(key: string, token: string, lease: number): Awaitable<boolean> {
+    return this.addEntry(key, token, lease);
+  }
+
+  /** Gives the lock `key` back if `token` still holds it (its lease may have passed to another). */
+  protected async releaseLockEntry(key: string, token: string): Promise<void> {
+    if ((await this.getEntry(key)) === token) await this.deleteEntry(key);
+  }
+
   // ---- made-key access for integrations (the template tags) ---------------------------------------
 
   /**
@@ -211,6 +279,30 @@ export abstract class BaseCache {
   /** Writes a key that is already made, with a resolved timeout; one that has already passed removes the entry. */
   setByMadeKey(madeKey: string, value: unknown, timeout: Timeout): Awaitable<unknown> {
     return isExpired(timeout) ? this.deleteEntry(madeKey) : this.setEntry(madeKey, value, timeToLive(timeout));
+  }
+
+  /**
+   * Decides who fills a missing `madeKey`. Without a lock configured, the caller does. With one, the
+   * caller does once it holds the lock; until then it is served `staleCopy` if it has one, or waits,
+   * calling `look` every `pollInterval` ms for the value another process stores, and after `wait` ms
+   * fills it anyway. A holder that crashed is replaced when its lease ends. Backend errors reject.
+   */
+  async fillTurn<T>(madeKey: string, look: () => Promise<T | undefined>, staleCopy: T | undefined): Promise<FillTurn<T>> {
+    const lock = this.lock;
+    if (lock === undefined) return FILL_WITHOUT_LOCK;
+    const lockKey = `${madeKey}:lock`;
+    const token = randomUUID();
+    const release = () => this.releaseLockEntry(lockKey, token);
+    if (await this.acquireLockEntry(lockKey, token, lock.lease)) return { release };
+    if (staleCopy !== undefined) return { found: staleCopy };
+    const deadline = Date.now() + lock.wait;
+    while (Date.now() < deadline) {
+      await sleep(lock.pollInterval);
+      const found = await look();
+      if (found !== undefined) return { found };
+      if (await this.acquireLockEntry(lockKey, token, lock.lease)) return { release };
+    }
+    return FILL_WITHOUT_LOCK;
   }
 
   // ---- keys and timeouts ---------------------------------------------------------------------------
@@ -245,7 +337,7 @@ export abstract class BaseCache {
     refusePositionalOptions(opts, 'get');
     const entry = this.getEntry(this.makeAndValidateKey(key, opts?.version));
     // Awaiting only a real Promise spares a synchronous backend's caller a turn of the microtask queue.
-    const value = isPromiseLike(entry) ? await entry : entry;
+    const value = unwrapped(isPromiseLike(entry) ? await entry : entry);
     return value === undefined ? opts?.default : (value as T);
   }
 
@@ -268,15 +360,55 @@ export abstract class BaseCache {
 
   /**
    * The value under `key`; on a miss, `value` (called, and awaited, if it is a function) is added and
-   * what the cache then holds is returned, so concurrent callers agree on one value.
+   * what the cache then holds is returned, so concurrent callers agree on one value. Concurrent calls
+   * for one key in this process call the function once and share its result (or its error); with a
+   * `lock` configured, so do processes. With `stale`, an expired value is served to every caller but the
+   * one that computes it again.
    */
-  async getOrSet<T>(key: string, value: T | (() => T | Promise<T>), opts?: TimeoutOptions): Promise<T> {
+  async getOrSet<T>(key: string, value: T | (() => T | Promise<T>), opts?: GetOrSetOptions): Promise<T> {
     refusePositionalOptions(opts, 'getOrSet');
-    const cached = await this.get<T | typeof MISSING>(key, { default: MISSING, version: opts?.version });
-    if (cached !== MISSING) return cached as T;
-    const fresh = typeof value === 'function' ? await (value as () => T | Promise<T>)() : value;
-    await this.add(key, fresh, opts);
-    return (await this.get<T>(key, { default: fresh, version: opts?.version })) as T;
+    const madeKey = this.makeAndValidateKey(key, opts?.version);
+    const underway = this.fills.get(madeKey);
+    if (underway !== undefined) return (underway.stale ?? underway.value) as Promise<T>;
+    const stored = await this.getEntry(madeKey);
+    const envelope = isStaleEnvelope(stored) ? stored : undefined;
+    if (stored !== undefined && (envelope === undefined || isFresh(envelope))) return unwrapped(stored) as T;
+    const staleCopy = envelope?.value as T | undefined;
+    const started = this.fills.get(madeKey);
+    if (started !== undefined) return (staleCopy ?? started.stale ?? started.value) as Promise<T>;
+    const filling = this.fill(madeKey, value, opts, staleCopy);
+    const fill = { value: filling, stale: staleCopy };
+    this.fills.set(madeKey, fill);
+    const done = () => {
+      if (this.fills.get(madeKey) === fill) this.fills.delete(madeKey);
+    };
+    filling.then(done, done);
+    return filling;
+  }
+
+  /** `getOrSet`'s miss: its turn, the value, and the write (a set over a stale copy, else an add). */
+  private async fill<T>(madeKey: string, value: T | (() => T | Promise<T>), opts: GetOrSetOptions | undefined, staleCopy: T | undefined): Promise<T> {
+    const look = async () => {
+      const stored = await this.getEntry(madeKey);
+      return isStaleEnvelope(stored) && !isFresh(stored) ? undefined : (unwrapped(stored) as T | undefined);
+    };
+    const turn = await this.fillTurn(madeKey, look, staleCopy);
+    if ('found' in turn) return turn.found;
+    try {
+      const fresh = typeof value === 'function' ? await (value as () => T | Promise<T>)() : value;
+      checkedValue(fresh);
+      const { stored, timeout } = withGrace(fresh, this.resolveTimeout(opts?.timeout), opts?.stale ?? 0);
+      if (staleCopy !== undefined) {
+        await this.setByMadeKey(madeKey, stored, timeout);
+        return fresh;
+      }
+      if (isExpired(timeout)) return fresh;
+      await this.addEntry(madeKey, stored, timeToLive(timeout));
+      const kept = unwrapped(await this.getEntry(madeKey));
+      return (kept === undefined ? fresh : kept) as T;
+    } finally {
+      await turn.release();
+    }
   }
 
   async getMany(keys: Iterable<string>, opts?: VersionOption): Promise<Record<string, unknown>> {
@@ -286,7 +418,7 @@ export abstract class BaseCache {
     const found = await this.getEntries(madeKeys);
     const result: Record<string, unknown> = {};
     for (let i = 0; i < madeKeys.length; i++) {
-      const value = found.get(madeKeys[i]!);
+      const value = unwrapped(found.get(madeKeys[i]!));
       // Defined, not assigned: assigning to a key named __proto__ would replace the result's prototype.
       if (value !== undefined) Object.defineProperty(result, callerKeys[i]!, { value, enumerable: true, writable: true, configurable: true });
     }

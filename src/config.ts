@@ -29,6 +29,10 @@ export interface CacheParams<Options extends object = object> {
   keyFunction?: KeyFunction;
   /** Turns values into text or bytes and back. Default JSON, which never runs code on load. */
   serializer?: Serializer;
+  /** The tags' timeout and circuit breaker. Default `{ timeout: 50, failureThreshold: 3, retryAfter: 500 }`. */
+  breaker?: BreakerOptions;
+  /** The render lock's settings, `true` for the defaults. Default off. */
+  lock?: LockOptions | boolean;
   /** The backend's own options. */
   options?: Options;
 }
@@ -38,6 +42,36 @@ export interface CacheParams<Options extends object = object> {
  * Without a type argument, any backend class, whatever options it takes.
  */
 export type BackendClass<Options extends object = never> = new (location: string | string[] | undefined, params: CacheParams<Options>) => BaseCache;
+
+/** How the template tags bound and skip a failing cache (docs/operations.md). */
+export interface BreakerOptions {
+  /** Consecutive failures that open the circuit: the backend is then skipped, with no round trip. Default 3. */
+  failureThreshold?: number;
+  /**
+   * Milliseconds an open circuit skips the backend before it lets one operation through as a probe;
+   * the probe's success closes it, so hits resume within about this long of a recovery. Default 500.
+   */
+  retryAfter?: number;
+  /**
+   * Milliseconds a template tag waits for one operation of this cache (a read, a write, taking a lock)
+   * before it goes on without it, counting a failure. Time the process spends busy elsewhere (a long
+   * render holding the event loop) is not counted. Default 50.
+   */
+  timeout?: number;
+}
+
+/**
+ * The render lock of a shared cache (docs/operations.md): on a miss, one process renders a fragment (or
+ * runs a `getOrSet` function) while the others wait for its result.
+ */
+export interface LockOptions {
+  /** Milliseconds a lock lasts when its holder never releases it (it crashed or hung). Default 5000. */
+  lease?: number;
+  /** Milliseconds a process waits for another's result before it renders itself. Default 3000. */
+  wait?: number;
+  /** Milliseconds between two looks for that result (or for a free lock). Default 25. */
+  pollInterval?: number;
+}
 
 /** Settings every backend takes: Django's CACHES entry, with specifiers where a JSON file needs them. */
 interface CommonConfig {
@@ -54,6 +88,13 @@ interface CommonConfig {
    * `dumps` and `loads`, or a class that makes one). Default JSON, which never runs code on load.
    */
   serializer?: Serializer | ModuleSpecifier;
+  /**
+   * How the template tags bound and skip a failing backend: each operation's timeout, and the circuit
+   * breaker. Default `{ timeout: 50, failureThreshold: 3, retryAfter: 500 }`.
+   */
+  breaker?: BreakerOptions;
+  /** Lets one process fill a missing key while others wait for it; `true` for the defaults. Default off. */
+  lock?: LockOptions | boolean;
 }
 
 /** The options of the backends that cull themselves when full (locmem, file, database). */

@@ -1,9 +1,12 @@
 export { BaseCache, MAX_TIMEOUT } from './base.js';
-export type { Awaitable, TimeToLive, Timeout, TimeoutOptions, VersionOption } from './base.js';
-export { NOT_A_NUMBER } from './base.js';
+export type { Awaitable, FillTurn, GetOrSetOptions, LockSettings, TimeToLive, Timeout, TimeoutOptions, VersionOption } from './base.js';
+export { FILL_WITHOUT_LOCK, NOT_A_NUMBER } from './base.js';
+export { CacheIncidentWarning, CacheTimeoutError, CircuitBreaker } from './breaker.js';
+export type { CacheIncident, CacheOperation, CacheRecovery, IncidentListener } from './breaker.js';
 export type {
   BackendClass,
   BackendConfig,
+  BreakerOptions,
   BuiltinBackend,
   CacheConfig,
   CacheParams,
@@ -14,6 +17,7 @@ export type {
   DummyConfig,
   FileConfig,
   LocMemConfig,
+  LockOptions,
   MemcachedBackendOptions,
   MemcachedConfig,
   ModuleSpecifier,
@@ -21,6 +25,7 @@ export type {
   RedisConfig,
 } from './config.js';
 export { CacheRegistry, caches } from './registry.js';
+export type { CacheRegistryEvents } from './registry.js';
 export { LocMemCache } from './backends/locmem.js';
 export { DatabaseCache } from './backends/database.js';
 export type { CreateTableResult } from './backends/database.js';

@@ -1,4 +1,6 @@
+import { EventEmitter } from 'node:events';
 import { BaseCache } from './base.js';
+import { warningListener, type CacheIncident, type CacheRecovery, type IncidentListener } from './breaker.js';
 import type { BackendClass, BuiltinBackend, CacheConfig } from './config.js';
 import { DatabaseCache } from './backends/database.js';
 import { DummyCache } from './backends/dummy.js';
@@ -101,15 +103,35 @@ function checkedConfig(config: CacheConfig): CacheConfig {
   return config;
 }
 
+/** The events of a registry: each outage of one of its caches, as the template tags met it, and its end. */
+export interface CacheRegistryEvents {
+  /** A cache failed or timed out, the first time in an outage: pages render without it meanwhile. */
+  incident: [incident: CacheIncident];
+  /** A cache answered again after an outage. */
+  recovery: [recovery: CacheRecovery];
+}
+
 /**
  * The configured caches, each created on first use and then shared: the same alias always gives the
  * same instance, as Django's `caches[alias]` does.
+ *
+ * It reports the outages its caches go through, once each (docs/operations.md): listen to `incident`
+ * and `recovery` to log or count them; with no listener, each is a process warning.
  */
-export class CacheRegistry {
+export class CacheRegistry extends EventEmitter<CacheRegistryEvents> {
   private config: CacheConfig;
   private readonly created = new Map<string, BaseCache>();
+  private readonly reporter: IncidentListener = {
+    incident: (incident) => {
+      if (!this.emit('incident', incident)) warningListener.incident(incident);
+    },
+    recovery: (recovery) => {
+      if (!this.emit('recovery', recovery)) warningListener.recovery(recovery);
+    },
+  };
 
   constructor(config: CacheConfig = { default: { backend: 'locmem' } }) {
+    super();
     this.config = checkedConfig(config);
   }
 
@@ -137,6 +159,7 @@ export class CacheRegistry {
     const { backend, location, keyFunction, serializer, ...params } = this.config[alias]!;
     const Backend = resolveBackend(backend, params.options);
     const cache = new Backend(location, { ...params, keyFunction: resolveKeyFunction(keyFunction), serializer: resolveSerializer(serializer) });
+    cache.breaker.reportTo(this.reporter, alias);
     this.created.set(alias, cache);
     return cache;
   }

@@ -15,7 +15,7 @@
  */
 import type { EtaConfig } from 'eta';
 import { TemplateSyntaxError, type Awaitable, type CacheRegistry } from 'fragcache';
-import { FragmentRuntime, NO_ALIAS, NoWaiting, RenderWatch, TOO_FEW_ARGUMENTS, USING_NOT_LAST, displayValue, unclosedTag, type RenderBody } from 'fragcache/fragments';
+import { FragmentRuntime, KEYWORDS, KEYWORDS_NOT_LAST, NO_OPTIONS, NoWaiting, RenderWatch, TOO_FEW_ARGUMENTS, displayValue, unclosedTag, type BlockOptions, type RenderBody } from 'fragcache/fragments';
 
 type AstItem = string | { t: string; val: string; lineNo?: number };
 
@@ -115,31 +115,51 @@ function unquoted(name: string): string {
   return (quote === '"' || quote === "'") && name.length > 1 && name.endsWith(quote) ? name.slice(1, -1) : name;
 }
 
-/** A block's tag, split into the JavaScript expressions it passes (TIMEOUT, VARY…, ALIAS) and its literal NAME. */
+/** A block's tag, split into the JavaScript expressions it passes (TIMEOUT, VARY…, keywords) and its literal NAME. */
 interface BlockArguments {
   readonly name: string;
   readonly timeout: string;
   readonly vary: readonly string[];
-  readonly alias: string | undefined;
+  /** `using=` and `stale=`, by name, as expressions. */
+  readonly keywords: ReadonlyMap<string, string>;
+}
+
+/** The keyword a `name=expression` argument gives, if it is one of the tag's. */
+function keywordOf(argument: string): string | undefined {
+  const equals = argument.indexOf('=');
+  if (equals <= 0 || argument[equals + 1] === '=') return undefined;
+  const name = argument.slice(0, equals);
+  return KEYWORDS.includes(name) ? name : undefined;
 }
 
 function blockArguments(argumentText: string, line: number | undefined): BlockArguments {
   const args = splitArguments(argumentText);
   if (args.length < 2) throw new TemplateSyntaxError(TOO_FEW_ARGUMENTS, { line });
-  const [timeout, name, ...vary] = args as [string, string, ...string[]];
-  const usingIndex = vary.findIndex((arg) => arg.startsWith('using='));
-  if (usingIndex === -1) return { name: unquoted(name), timeout, vary, alias: undefined };
-  if (usingIndex !== vary.length - 1) throw new TemplateSyntaxError(USING_NOT_LAST, { line });
-  return { name: unquoted(name), timeout, vary: vary.slice(0, -1), alias: vary.at(-1)!.slice('using='.length) };
+  const [timeout, name, ...rest] = args as [string, string, ...string[]];
+  const vary: string[] = [];
+  const keywords = new Map<string, string>();
+  for (const argument of rest) {
+    const keyword = keywordOf(argument);
+    if (keyword === undefined) {
+      if (keywords.size > 0) throw new TemplateSyntaxError(KEYWORDS_NOT_LAST, { line });
+      vary.push(argument);
+    } else {
+      keywords.set(keyword, argument.slice(keyword.length + 1));
+    }
+  }
+  return { name: unquoted(name), timeout, vary, keywords };
 }
 
 /** The code that opens block `index`; the matching `endcache` closes the body and the call. */
 function openingCode(args: BlockArguments, index: number, line: number | undefined): string {
-  const alias = args.alias === undefined ? `${PLUGIN_VARIABLE}.noAlias` : `(${args.alias})`;
+  const options =
+    args.keywords.size === 0
+      ? `${PLUGIN_VARIABLE}.noOptions`
+      : `{${[...args.keywords].map(([keyword, expression]) => `${keyword}: (${expression})`).join(', ')}}`;
   const vary = args.vary.map((expression) => `(${expression})`).join(', ');
   return (
     `{${WATCH_VARIABLE}.blockStarted(${line ?? 'undefined'});let ${HTML_VARIABLE};` +
-    `try {${HTML_VARIABLE}=${PLUGIN_VARIABLE}.render(${JSON.stringify(args.name)}, (${args.timeout}), ${alias}, [${vary}], () => ${placeholder('body', index)}`
+    `try {${HTML_VARIABLE}=${PLUGIN_VARIABLE}.render(${JSON.stringify(args.name)}, (${args.timeout}), ${options}, [${vary}], () => ${placeholder('body', index)}`
   );
 }
 
@@ -264,7 +284,7 @@ interface ParsedBlocks {
 
 /** The Eta plugin; create it with `cachePlugin()`. Compiled templates call its `render` method. */
 export class EtaCachePlugin {
-  readonly noAlias = NO_ALIAS;
+  readonly noOptions = NO_OPTIONS;
   readonly synchronousRender = SYNCHRONOUS_RENDER;
   readonly insideFunction = INSIDE_FUNCTION;
   readonly finished = FINISHED;
@@ -417,8 +437,8 @@ export class EtaCachePlugin {
    */
   private badArgument(varName: string): string | undefined {
     const { args, lines } = this.parsed;
-    for (const [block, { timeout, vary, alias }] of args.entries()) {
-      for (const expression of [timeout, ...vary, ...(alias === undefined ? [] : [alias])]) {
+    for (const [block, { timeout, vary, keywords }] of args.entries()) {
+      for (const expression of [timeout, ...vary, ...keywords.values()]) {
         if (!compiles(AsyncFunction, `return (${expression});`, varName)) {
           return throwing(
             `'cache' tag argument ${displayValue(expression)} is not a JavaScript expression: put an expression with spaces in parentheses, such as (it.page + 1)`,
@@ -434,7 +454,7 @@ export class EtaCachePlugin {
   render(
     name: string,
     timeout: unknown,
-    alias: unknown,
+    blockOptions: BlockOptions,
     vary: unknown[],
     body: RenderBody,
     line: number | undefined,
@@ -442,7 +462,7 @@ export class EtaCachePlugin {
     watch: RenderWatch,
     cannotWait: NoWaiting | undefined,
   ): Awaitable<string> {
-    return this.runtime.render(name, timeout, alias, vary, body, options.filepath, line, watch, cannotWait);
+    return this.runtime.render(name, timeout, blockOptions, vary, body, options.filepath, line, watch, cannotWait);
   }
 
   /** Called by compiled templates once per render. */

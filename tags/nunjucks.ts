@@ -14,7 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import { CacheTagError, TemplateSyntaxError, type Awaitable, type CacheRegistry } from 'fragcache';
-import { FragmentRuntime, NO_ALIAS, NoWaiting, RenderWatch, TOO_FEW_ARGUMENTS, USING_NOT_LAST, unclosedTag, type RenderBody } from 'fragcache/fragments';
+import { FragmentRuntime, KEYWORDS, KEYWORDS_NOT_LAST, NO_OPTIONS, NoWaiting, RenderWatch, TOO_FEW_ARGUMENTS, unclosedTag, type BlockOptions, type RenderBody } from 'fragcache/fragments';
 
 // The parts of Nunjucks's (untyped) parser API this tag uses.
 interface Token {
@@ -293,6 +293,17 @@ export interface CacheExtensionOptions {
   async?: boolean;
 }
 
+/**
+ * A block's keyword arguments, which the compiled call passes after their space-separated names and
+ * before the vary values; removes them from `values`, leaving the vary values.
+ */
+function takeKeywords(names: string, values: unknown[]): BlockOptions {
+  if (names === '') return NO_OPTIONS;
+  const options: Record<string, unknown> = {};
+  for (const name of names.split(' ')) options[name] = values.shift();
+  return options;
+}
+
 /** The Nunjucks extension: `env.addExtension('CacheExtension', new CacheExtension({ caches }))`. */
 export class CacheExtension {
   readonly tags = ['cache'];
@@ -328,15 +339,15 @@ export class CacheExtension {
     const name = this.parseFragmentName(parser);
 
     const vary: ParserNode[] = [];
-    let alias: ParserNode | undefined;
+    const keywords = new Map<string, ParserNode>();
     while (!atBlockEnd()) {
-      if (alias) fail(USING_NOT_LAST);
       const argument = parser.parseExpression();
       const next = parser.peekToken();
-      if (argument instanceof nodes.Symbol && argument.value === 'using' && next?.value === '=') {
+      if (argument instanceof nodes.Symbol && KEYWORDS.includes(argument.value) && next?.value === '=') {
         parser.nextToken();
-        alias = parser.parseExpression();
+        keywords.set(argument.value, parser.parseExpression());
       } else {
+        if (keywords.size > 0) fail(KEYWORDS_NOT_LAST);
         vary.push(argument);
       }
     }
@@ -361,8 +372,8 @@ export class CacheExtension {
       literal(mode),
       literal(this.sourceIdOf(parser.tokens)),
       timeout,
-      alias ?? literal(null),
-      literal(alias !== undefined),
+      literal([...keywords.keys()].join(' ')),
+      ...keywords.values(),
       ...vary,
     ]);
     const Call = mode === 'async' ? nodes.CallExtensionAsync : nodes.CallExtension;
@@ -412,15 +423,16 @@ export class CacheExtension {
     return parts.map((part) => (part.type === 'string' ? JSON.stringify(part.value) : part.value)).join('');
   }
 
-  /** The synchronous call: `run(context, name, line, mode, sourceId, timeout, alias, hasAlias, ...vary, body)`. */
-  run(context: TemplateContext, name: string, line: number, mode: Mode, sourceId: string, timeout: unknown, alias: unknown, hasAlias: boolean, ...rest: unknown[]): unknown {
+  /** The synchronous call: `run(context, name, line, mode, sourceId, timeout, keywordNames, ...keywordValues, ...vary, body)`. */
+  run(context: TemplateContext, name: string, line: number, mode: Mode, sourceId: string, timeout: unknown, keywordNames: string, ...rest: unknown[]): unknown {
     const body = rest.pop() as AsyncBody;
+    const options = takeKeywords(keywordNames, rest);
     let html: string;
     try {
       // Only in the asynchronous mode can a block inside this one (in an include) wait; a lookup on every
       // hit would cost the default mode.
       const watch = mode === 'sync' ? undefined : watchOf(context);
-      html = this.runtime.render(name, timeout, hasAlias ? alias : NO_ALIAS, rest, awaitableBody(body), undefined, line, watch, CANNOT_WAIT[mode]);
+      html = this.runtime.render(name, timeout, options, rest, awaitableBody(body), undefined, line, watch, CANNOT_WAIT[mode]);
     } catch (error) {
       const reported = this.reported(error, context, sourceId);
       // After an asynchronous filter or tag, Nunjucks runs the rest of the template outside its own
@@ -434,17 +446,18 @@ export class CacheExtension {
   }
 
   /**
-   * The asynchronous call: `runAsync(context, name, line, mode, sourceId, timeout, alias, hasAlias, ...vary, body, done)`.
+   * The asynchronous call: `runAsync(context, name, line, mode, sourceId, timeout, keywordNames, ...keywordValues, ...vary, body, done)`.
    * It may wait only in a render fragcache watches, and tells the watch while it does.
    */
-  runAsync(context: TemplateContext, name: string, line: number, _mode: string, sourceId: string, timeout: unknown, alias: unknown, hasAlias: boolean, ...rest: unknown[]): void {
+  runAsync(context: TemplateContext, name: string, line: number, _mode: string, sourceId: string, timeout: unknown, keywordNames: string, ...rest: unknown[]): void {
     const done = rest.pop() as CallDone;
     const body = rest.pop() as AsyncBody;
+    const options = takeKeywords(keywordNames, rest);
     const watch = watchOf(context);
     watch?.blockStarted(line);
     let html: Awaitable<string>;
     try {
-      html = this.runtime.render(name, timeout, hasAlias ? alias : NO_ALIAS, rest, awaitableBody(body), undefined, line, watch, watch ? undefined : CANNOT_WAIT.async);
+      html = this.runtime.render(name, timeout, options, rest, awaitableBody(body), undefined, line, watch, watch ? undefined : CANNOT_WAIT.async);
     } catch (error) {
       watch?.blockFinished();
       return done(this.reported(error, context, sourceId));

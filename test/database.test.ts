@@ -125,8 +125,8 @@ describe('database', function () {
 
     it('explains a missing table with the command that creates it', async function () {
       const c = cache('no_such_table');
-      for (const attempt of [c.get('k'), c.set('k', 1)]) {
-        const error = await rejectionOf(attempt);
+      for (const attempt of [() => c.get('k'), () => c.set('k', 1)]) {
+        const error = await rejectionOf(attempt());
         expect(error.message).to.equal(
           "The cache table 'no_such_table' does not exist: create it with `fragcache createcachetable --config <your cache config>` (relation \"no_such_table\" does not exist)",
         );

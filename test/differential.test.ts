@@ -33,6 +33,11 @@ const nunjucksCases: readonly CaseOf[] = [
     fragments: [['outer', []], ['inner', [true]]],
   },
   {
+    title: 'nested blocks served stale (stale=), in a loop',
+    templates: { page: '{% cache 60 outer stale=30 %}O{{ rev }}{{ tick() }}({% for i in items %}{% cache 60 inner i stale=5 %}I{{ text }}{{ rev }}{{ tick() }}{% endcache %}{% endfor %}){% endcache %}' },
+    fragments: [['outer', []], ['inner', [1]], ['inner', [2]]],
+  },
+  {
     title: 'block in a loop',
     templates: { page: '{% for i in items %}{% cache 60 row i %}<{{ i }}:{{ rev }}{{ tick() }}>{% endcache %}{% endfor %}' },
     fragments: [['row', [1]], ['row', [2]]],
@@ -193,6 +198,11 @@ const etaCases: readonly CaseOf[] = [
   {
     title: 'nested blocks',
     templates: { page: '<% cache 60 outer %>O<%= it.rev %><% it.tick() %>(<% cache 60 inner it.flag %>I<%= it.text %><%= it.rev %><% it.tick() %><% endcache %>)<% endcache %>' },
+    fragments: [['outer', []], ['inner', [true]]],
+  },
+  {
+    title: 'nested blocks served stale (stale=), with using= in either order',
+    templates: { page: '<% cache 60 outer stale=30 %>O<%= it.rev %><% it.tick() %>(<% cache 60 inner it.flag stale=(2 + 3) using="default" %>I<%= it.text %><%= it.rev %><% it.tick() %><% endcache %>)<% endcache %>' },
     fragments: [['outer', []], ['inner', [true]]],
   },
   {

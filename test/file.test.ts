@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync, readFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, truncateSync, utimesSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileBasedCache, type CullingOptions } from 'fragcache';
@@ -32,6 +32,35 @@ describe('file specifics', function () {
   const cacheIn = (dir: string, options?: CullingOptions) => new FileBasedCache(dir, { options });
   const fileOf = (dir: string, cache: FileBasedCache, key: string) =>
     join(dir, createHash('md5').update(cache.makeKey(key)).digest('hex') + '.fragcache');
+
+  it('leaves the mode of an existing directory alone, and does not follow a symlinked location to change it', async function () {
+    const shared = join(scratch(), 'shared-tmp');
+    mkdirSync(shared);
+    chmodSync(shared, 0o1777);
+    await cacheIn(shared).set('key', 'value');
+    expect(statSync(shared).mode & 0o7777).to.equal(0o1777);
+    const link = join(scratch(), 'link');
+    symlinkSync(shared, link);
+    await cacheIn(link).set('other', 'value');
+    expect(lstatSync(link).isSymbolicLink()).to.equal(true);
+    expect(statSync(shared).mode & 0o7777).to.equal(0o1777);
+  });
+
+  it('removes temporary files that dead writers left: a minute old by the cull, all by clear()', async function () {
+    const dir = scratch();
+    const cache = cacheIn(dir);
+    await cache.set('first', 1);
+    const abandoned = join(dir, '.0123456789abcdef.tmp');
+    const recent = join(dir, '.fedcba9876543210.tmp');
+    writeFileSync(abandoned, 'half a write');
+    writeFileSync(recent, 'a write under way');
+    const twoMinutesAgo = new Date(Date.now() - 120_000);
+    utimesSync(abandoned, twoMinutesAgo, twoMinutesAgo);
+    await cache.set('second', 2);
+    expect(readdirSync(dir).filter((name) => name.endsWith('.tmp'))).to.deep.equal(['.fedcba9876543210.tmp']);
+    await cache.clear();
+    expect(readdirSync(dir)).to.deep.equal([]);
+  });
 
   it('creates the directory 0700 and its files 0600', async function () {
     const dir = join(scratch(), 'nested', 'cache');

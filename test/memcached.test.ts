@@ -58,8 +58,7 @@ describe('memcached', function () {
       const pair = cache([servers[0]!, doomed.location], { options: { client: { retries: 1, timeout: 0.5 } } });
       const keys = Array.from({ length: 20 }, (_, i) => `survivor-${i}`);
       await pair.setMany(Object.fromEntries(keys.map((key) => [key, key])));
-      doomed.process.kill('SIGKILL');
-      await new Promise((resolve) => doomed.process.once('exit', resolve));
+      await doomed.server.stop();
       const onLiveServer = Object.keys(await cache(servers[0]!).getMany(keys));
       expect(onLiveServer.length).to.be.greaterThan(0);
       for (const key of onLiveServer) expect(await pair.get(key)).to.equal(key);

@@ -225,6 +225,22 @@ export function describeTagBehaviour(title: string, engine: TagEngine): void {
         expect(await withFragments.caches.default.get(makeTemplateFragmentKey('c'))).to.equal(undefined);
       });
 
+      for (const [value, shown] of [['"soon"', "'soon'"], ['-1', '-1'], ['"1.5"', "'1.5'"]] as const) {
+        it(`rejects stale=${value}, naming the value, on a hit too`, async function () {
+          const s = site({ page: `\n${block(`60 a stale=${value}`, 'A')}` });
+          const reason = `TemplateSyntaxError: ${s.place('page', 2)}: "cache" tag got an invalid stale value: ${shown} (expected whole seconds, 0 or more)`;
+          expect(described(thrownBy(() => s.render('page')))).to.include(reason);
+          expect(described(await rejectionOf(s.renderAsync('page')))).to.include(reason);
+        });
+      }
+
+      it('serves a block with stale= like any other while it is fresh, in either keyword order', async function () {
+        const s = site({ page: `${block(`60 a stale=30 using="default"`, print('n'))}|${block(`60 b using="default" stale=0`, print('n'))}` });
+        expect(s.render('page', { n: 1 })).to.equal('1|1');
+        expect(s.render('page', { n: 2 })).to.equal('1|1');
+        expect(await s.renderAsync('page', { n: 3 })).to.equal('1|1');
+      });
+
       it('rejects an unknown alias at render time, naming it', function () {
         const s = site({ page: `\n\n${block(`60 a using=${variable('alias')}`, 'A')}` });
         expect(described(thrownBy(() => s.render('page', { alias: 'nope' })))).to.include(
@@ -237,7 +253,8 @@ export function describeTagBehaviour(title: string, engine: TagEngine): void {
       const cases: Array<[string, string]> = [
         [block('', 'x'), "'cache' tag requires at least 2 arguments."],
         [block('60', 'x'), "'cache' tag requires at least 2 arguments."],
-        [block(`60 name using="default" ${variable('user')}`, 'x'), "'cache' tag accepts using= only as its last argument."],
+        [block(`60 name using="default" ${variable('user')}`, 'x'), "'cache' tag accepts using= and stale= only after its other arguments."],
+        [block(`60 name stale=5 ${variable('user')}`, 'x'), "'cache' tag accepts using= and stale= only after its other arguments."],
         [`${open('60 name')}never closed`, "Unclosed tag on line 2: 'cache'. Looking for one of: endcache."],
       ];
       for (const [source, reason] of cases) {

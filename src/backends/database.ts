@@ -4,6 +4,13 @@ import { loadClient } from '../clients.js';
 import type { CacheParams, DatabaseBackendOptions } from '../config.js';
 import { decodeValue, encodeValue } from './raw-integers.js';
 
+/**
+ * What fragcache changes in pg's Pool defaults, so that a database that is down or stalled costs a page
+ * a bounded wait: 500 ms to connect (pg waits forever by default) and 1 s for a statement.
+ * `options.client` overrides each.
+ */
+export const DATABASE_CLIENT_DEFAULTS = { connectionTimeoutMillis: 500, query_timeout: 1000 };
+
 /** A row that has not expired; expires is NULL for entries that never expire. */
 const LIVE = '(expires IS NULL OR expires > now())';
 
@@ -51,7 +58,10 @@ export class DatabaseCache extends BaseCache {
     this.table = tableOf(location);
     this.quotedTable = quoteIdentifier(this.table);
     this.culling = new Culling(params.options);
-    this.pool = new pg.Pool(params.options?.client);
+    this.pool = new pg.Pool({ ...DATABASE_CLIENT_DEFAULTS, ...params.options?.client });
+    // An idle connection that dies (the server restarted) is an 'error' event on the pool, which would
+    // stop the process unheard; the pool replaces it, and the next statement reports any outage.
+    this.pool.on('error', () => undefined);
   }
 
   /** The statements that create the table a cache's `location` names, and its expiry index. */
@@ -204,7 +214,12 @@ export class DatabaseCache extends BaseCache {
       `SELECT cache_key, value FROM ${this.quotedTable} WHERE cache_key = ANY($1) AND ${LIVE}`,
       [keys],
     );
-    return new Map(rows.map((row) => [row.cache_key, this.decode(row.value)]));
+    const found = new Map<string, unknown>();
+    for (const row of rows) {
+      const value = this.decode(row.value);
+      if (value !== undefined) found.set(row.cache_key, value);
+    }
+    return found;
   }
 
   protected override async setEntries(entries: ReadonlyMap<string, unknown>, ttl: TimeToLive): Promise<string[]> {

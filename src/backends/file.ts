@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, readFile, readdir, rename, unlink } from 'node:fs/promises';
+import { chmod, link, mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { deflateRaw, inflateRaw } from 'node:zlib';
@@ -13,14 +13,27 @@ const SUFFIX = '.fragcache';
 /** First line of every cache file: a format tag and the expiry (ms since the epoch, or "never"). */
 const MAGIC = 'fragcache/1';
 const NEWLINE = 0x0a;
+const TEMPORARY = /^\..*\.tmp$/;
+/** A temporary file this old was left by a writer that died: no write takes a minute. */
+const ABANDONED_AFTER = 60_000;
 
 interface Entry {
   value: unknown;
   expiresAt: number | null;
 }
 
+function codeOf(error: unknown): string | undefined {
+  return error instanceof Error && 'code' in error && typeof error.code === 'string' ? error.code : undefined;
+}
+
 function isMissing(error: unknown): boolean {
-  return (error as NodeJS.ErrnoException).code === 'ENOENT';
+  return codeOf(error) === 'ENOENT';
+}
+
+/** Something that is not a file stands where a cache file should (a directory, say). */
+function isInTheWay(error: unknown): boolean {
+  const code = codeOf(error);
+  return code === 'EISDIR' || code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'ENOTDIR';
 }
 
 function expiryOf(ttl: TimeToLive): number | null {
@@ -31,8 +44,10 @@ function expiryOf(ttl: TimeToLive): number | null {
  * One file per key in the `location` directory, named by the MD5 of the made key. A file holds its
  * expiry and the serialized, deflated value. Writes go to a temporary file that is renamed into place,
  * so a reader (in any process) sees a whole old file or a whole new one, never part of one. An empty,
- * truncated or corrupt file reads as a miss and is deleted. The directory is created 0700 and files
- * 0600: cached pages may hold one user's data.
+ * truncated or corrupt file reads as a miss and is deleted; anything else in a cache file's place (a
+ * directory) reads as a miss and is replaced by the next write. A directory the cache creates is made
+ * 0700, and files 0600: cached pages may hold one user's data. An existing directory keeps its mode.
+ * Temporary files that a writer killed mid-write left behind are removed by `clear()` and by the cull.
  */
 export class FileBasedCache extends BaseCache {
   static readonly optionNames = Culling.optionNames;
@@ -52,21 +67,45 @@ export class FileBasedCache extends BaseCache {
     return join(this.directory, createHash('md5').update(key).digest('hex') + SUFFIX);
   }
 
+  /** Creates the directory if it is missing; one that exists (a shared /tmp, a symlink) is left as it is. */
   private ensureDirectory(): Promise<void> {
     this.directoryReady ??= (async () => {
-      await mkdir(this.directory, { recursive: true, mode: 0o700 });
-      await chmod(this.directory, 0o700);
+      const created = await mkdir(this.directory, { recursive: true, mode: 0o700 });
+      // The umask may have taken bits away; only a directory made here is ours to set.
+      if (created !== undefined) await chmod(this.directory, 0o700);
     })();
     return this.directoryReady;
   }
 
-  private async cacheFiles(): Promise<string[]> {
+  private async namesInDirectory(): Promise<string[]> {
     try {
-      return (await readdir(this.directory)).filter((name) => name.endsWith(SUFFIX)).map((name) => join(this.directory, name));
+      return await readdir(this.directory);
     } catch (error) {
       if (isMissing(error)) return [];
       throw error;
     }
+  }
+
+  /** The cache files and the temporary files in the directory, as paths. */
+  private async files(): Promise<{ cacheFiles: string[]; temporaryFiles: string[] }> {
+    const names = await this.namesInDirectory();
+    const paths = (matching: (name: string) => boolean) => names.filter(matching).map((name) => join(this.directory, name));
+    return { cacheFiles: paths((name) => name.endsWith(SUFFIX)), temporaryFiles: paths((name) => TEMPORARY.test(name)) };
+  }
+
+  /** Removes the temporary files of writers that died mid-write: all of them, or those older than a minute. */
+  private async removeTemporaryFiles(temporary: readonly string[], opts: { abandonedOnly: boolean }): Promise<void> {
+    const oldest = Date.now() - ABANDONED_AFTER;
+    await Promise.all(
+      temporary.map(async (path) => {
+        try {
+          if (opts.abandonedOnly && (await stat(path)).mtimeMs > oldest) return;
+          await this.remove(path);
+        } catch (error) {
+          if (!isMissing(error)) throw error;
+        }
+      }),
+    );
   }
 
   private async remove(path: string): Promise<boolean> {
@@ -85,7 +124,7 @@ export class FileBasedCache extends BaseCache {
     try {
       contents = await readFile(path);
     } catch (error) {
-      if (isMissing(error)) return undefined;
+      if (isMissing(error) || isInTheWay(error)) return undefined;
       throw error;
     }
     const entry = await this.parse(contents);
@@ -109,7 +148,8 @@ export class FileBasedCache extends BaseCache {
     }
   }
 
-  private async write(path: string, value: unknown, expiresAt: number | null): Promise<void> {
+  /** A whole cache file in a new temporary file of the directory; the caller moves it into place. */
+  private async temporaryFile(value: unknown, expiresAt: number | null): Promise<string> {
     const data = this.serializer.dumps(value);
     const body = await compress(typeof data === 'string' ? Buffer.from(data) : data);
     const header = Buffer.from(`${MAGIC} ${expiresAt ?? 'never'}\n`, 'latin1');
@@ -121,18 +161,52 @@ export class FileBasedCache extends BaseCache {
     } finally {
       await file.close();
     }
+    return temporary;
+  }
+
+  private async write(path: string, value: unknown, expiresAt: number | null): Promise<void> {
+    const temporary = await this.temporaryFile(value, expiresAt);
     try {
       await rename(temporary, path);
     } catch (error) {
+      if (isMissing(error)) return; // a clear() removed the temporary file: the entry was cleared as it was written
+      if (!isInTheWay(error)) {
+        await this.remove(temporary);
+        throw error;
+      }
+      await rm(path, { recursive: true, force: true });
+      await rename(temporary, path);
+    }
+  }
+
+  /**
+   * A lock is a cache file created only if none exists (a hard link fails if its name is taken, in every
+   * process), so it needs no read-then-write; one whose lease has ended is removed and taken again.
+   */
+  protected override async acquireLockEntry(key: string, token: string, lease: number): Promise<boolean> {
+    const path = this.pathOf(key);
+    const temporary = await this.temporaryFile(token, expiryOf(lease));
+    try {
+      for (let attempt = 0; attempt < 2; attempt++) {
+        try {
+          await link(temporary, path);
+          return true;
+        } catch (error) {
+          if (codeOf(error) !== 'EEXIST') throw error;
+          if ((await this.read(path)) !== undefined) return false;
+        }
+      }
+      return false;
+    } finally {
       await this.remove(temporary);
-      throw error;
     }
   }
 
   /** Django's cull: once there are maxEntries files, delete a random 1/cullFrequency of them. */
   private async cullIfFull(): Promise<void> {
-    const files = await this.cacheFiles();
-    const doomed = randomSample(files, this.culling.toRemove(files.length));
+    const { cacheFiles, temporaryFiles } = await this.files();
+    await this.removeTemporaryFiles(temporaryFiles, { abandonedOnly: true });
+    const doomed = randomSample(cacheFiles, this.culling.toRemove(cacheFiles.length));
     await Promise.all(doomed.map((path) => this.remove(path)));
   }
 
@@ -181,7 +255,9 @@ export class FileBasedCache extends BaseCache {
 
   /** Deletes the cache files in the directory, and nothing else that may live there. */
   protected async clearEntries(): Promise<void> {
-    await Promise.all((await this.cacheFiles()).map((path) => this.remove(path)));
+    const { cacheFiles, temporaryFiles } = await this.files();
+    await this.removeTemporaryFiles(temporaryFiles, { abandonedOnly: false });
+    await Promise.all(cacheFiles.map((path) => this.remove(path)));
   }
 }
 

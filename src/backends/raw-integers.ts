@@ -17,7 +17,16 @@ export function encodeValue(value: unknown, serializer: Serializer): string | Bu
   return typeof data === 'string' || Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }
 
+/**
+ * The stored value, or `undefined` (a miss) for data the serializer cannot read: a corrupt or foreign
+ * entry must not fail every read until it expires, and the next write replaces it.
+ */
 export function decodeValue(data: string | Uint8Array, serializer: Serializer): unknown {
   const text = typeof data === 'string' ? data : data.length <= 20 ? textDecoder.decode(data) : undefined;
-  return text !== undefined && INTEGER_TEXT.test(text) ? Number(text) : serializer.loads(data);
+  if (text !== undefined && INTEGER_TEXT.test(text)) return Number(text);
+  try {
+    return serializer.loads(data);
+  } catch {
+    return undefined;
+  }
 }

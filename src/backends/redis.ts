@@ -1,5 +1,5 @@
 import calculateSlot from 'cluster-key-slot';
-import type { Cluster, Redis } from 'ioredis';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import { BaseCache, NOT_A_NUMBER, type TimeToLive } from '../base.js';
 import { loadClient } from '../clients.js';
 import type { CacheParams, RedisBackendOptions } from '../config.js';
@@ -8,10 +8,30 @@ import { decodeValue, encodeValue } from './raw-integers.js';
 
 /** Adds to a key only if it exists, in one step, so that incr never creates a missing key. */
 const INCR_IF_EXISTS = `if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], ARGV[1]) end return false`;
+/** Deletes a lock only while it still holds the token that took it. */
+const RELEASE_IF_HELD = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 const CLEAR_BATCH = 500;
 
+/**
+ * What fragcache changes in ioredis's defaults, so that a dead Redis fails commands at once instead of
+ * holding them (docs/operations.md): no offline queue, which would grow without bound during an outage;
+ * commands in flight fail when the connection drops; connecting and commands are bounded (backstops for
+ * code that calls the cache: the template tags wait only their breaker's timeout, 50 ms); reconnection
+ * is tried at least every half second, so hits resume soon after a restart. `options.client` overrides each.
+ */
+export const REDIS_CLIENT_DEFAULTS = {
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 0,
+  connectTimeout: 500,
+  commandTimeout: 1000,
+  retryStrategy: (attempt: number): number => Math.min(attempt * 50, 500),
+} satisfies RedisOptions;
+
 type Client = Redis | Cluster;
-type ClientWithIncr = Client & { fragcacheIncr(key: string, delta: number): Promise<number | null> };
+type ClientWithCommands = Client & {
+  fragcacheIncr(key: string, delta: number): Promise<number | null>;
+  fragcacheRelease(key: string, token: string | Buffer): Promise<number>;
+};
 
 
 function escapeGlob(text: string): string {
@@ -20,6 +40,35 @@ function escapeGlob(text: string): string {
 
 function isWrongType(error: unknown): boolean {
   return error instanceof Error && /not an integer|WRONGTYPE/.test(error.message);
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * Resolves when a client that has never been connected connects, or rejects after `limit` ms: the
+ * first commands of a new cache wait for its connection, which later commands never do (with no offline
+ * queue, a command to a disconnected client fails at once).
+ */
+function firstConnection(client: Client, limit: number): () => Promise<void> | undefined {
+  let connected = false;
+  const ready = new Promise<void>((resolve) => {
+    client.once('ready', () => {
+      connected = true;
+      resolve();
+    });
+  });
+  return () => {
+    if (connected || client.status === 'ready') return undefined;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`Redis did not connect within ${limit} ms`)), limit);
+      void ready.then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  };
 }
 
 /** Groups made keys by cluster slot: in a cluster, one command may only touch keys of one slot. */
@@ -56,12 +105,16 @@ async function clusterMasters(cluster: Cluster): Promise<Redis[]> {
 export class RedisCache extends BaseCache {
   static readonly optionNames = ['client', 'cluster', 'clusterOptions', 'keyPattern'];
 
-  private readonly writer: ClientWithIncr;
+  private readonly writer: ClientWithCommands;
   private readonly readers: Client[];
   private readonly clusterMode: boolean;
   /** The servers `clear()` scans: the primary, or every master of the cluster. */
   private readonly masters: () => Promise<Redis[]>;
   private readonly clearPattern: string | undefined;
+  /** Which of the keys the pattern finds are this cache's: those with its prefix and an integer version. */
+  private readonly ownKey: RegExp | undefined;
+  /** For each client, the wait for its first connection (undefined once it has connected). */
+  private readonly firstConnections: Array<() => Promise<void> | undefined>;
 
   constructor(location: string | string[] | undefined, params: CacheParams<RedisBackendOptions>) {
     super(location, params);
@@ -69,27 +122,44 @@ export class RedisCache extends BaseCache {
     if (urls.length === 0) throw new TypeError('The redis backend needs at least one URL in location');
     const options = params.options ?? {};
     const ioredis = loadClient<typeof import('ioredis')>('redis', 'ioredis');
-    const clientOptions = options.client ?? {};
+    const clientOptions: RedisOptions = { ...REDIS_CLIENT_DEFAULTS, ...options.client };
     this.clusterMode = options.cluster === true;
-    this.clearPattern =
-      options.keyPattern ?? (params.keyFunction === undefined || params.keyFunction === defaultKeyFunction ? `${escapeGlob(this.keyPrefix)}:*` : undefined);
+    const defaultKeys = params.keyFunction === undefined || params.keyFunction === defaultKeyFunction;
+    this.clearPattern = options.keyPattern ?? (defaultKeys ? `${escapeGlob(this.keyPrefix)}:*` : undefined);
+    this.ownKey = options.keyPattern === undefined && defaultKeys ? new RegExp(`^${escapeRegExp(this.keyPrefix)}:-?\\d+:`, 's') : undefined;
 
     if (this.clusterMode) {
       const seeds = urls.map((url) => {
         const { hostname, port } = new URL(url);
         return { host: hostname, port: Number(port || 6379) };
       });
-      const cluster = new ioredis.Cluster(seeds, { ...options.clusterOptions, redisOptions: clientOptions });
-      this.writer = cluster as ClientWithIncr;
+      const cluster = new ioredis.Cluster(seeds, { enableOfflineQueue: false, ...options.clusterOptions, redisOptions: clientOptions });
+      this.writer = cluster as ClientWithCommands;
       this.readers = [cluster];
       this.masters = () => clusterMasters(cluster);
     } else {
       const [primary, ...replicas] = urls.map((url) => new ioredis.Redis(url, clientOptions));
-      this.writer = primary as ClientWithIncr;
+      this.writer = primary as ClientWithCommands;
       this.masters = async () => [primary!];
       this.readers = replicas.length > 0 ? replicas : [this.writer];
     }
     this.writer.defineCommand('fragcacheIncr', { numberOfKeys: 1, lua: INCR_IF_EXISTS });
+    this.writer.defineCommand('fragcacheRelease', { numberOfKeys: 1, lua: RELEASE_IF_HELD });
+    const connectTimeout = clientOptions.connectTimeout ?? REDIS_CLIENT_DEFAULTS.connectTimeout;
+    this.firstConnections = [...new Set([this.writer, ...this.readers])].map((client) => {
+      // A connection error would otherwise be an unhandled 'error' event. Commands report errors to their
+      // callers, and the template tags' breaker reports outages, once each.
+      client.on('error', () => undefined);
+      return firstConnection(client, connectTimeout);
+    });
+  }
+
+  /** Resolves at once when every client has connected before; otherwise waits, bounded, for the first connections. */
+  private async connected(): Promise<void> {
+    for (const connection of this.firstConnections) {
+      const pending = connection();
+      if (pending !== undefined) await pending;
+    }
   }
 
   private reader(): Client {
@@ -101,31 +171,43 @@ export class RedisCache extends BaseCache {
     return data === null ? undefined : decodeValue(data, this.serializer);
   }
 
+  /** A key holding another type (a LIST, a HASH…) is not this cache's entry: a miss that the next write replaces. */
   protected async getEntry(key: string): Promise<unknown> {
-    return this.decode(await this.reader().getBuffer(key));
+    await this.connected();
+    try {
+      return this.decode(await this.reader().getBuffer(key));
+    } catch (error) {
+      if (isWrongType(error)) return undefined;
+      throw error;
+    }
   }
 
   protected async setEntry(key: string, value: unknown, ttl: TimeToLive): Promise<void> {
+    await this.connected();
     const data = encodeValue(value, this.serializer);
     if (ttl === null) await this.writer.set(key, data);
     else await this.writer.set(key, data, 'PX', ttl);
   }
 
   protected async addEntry(key: string, value: unknown, ttl: TimeToLive): Promise<boolean> {
+    await this.connected();
     const data = encodeValue(value, this.serializer);
     const reply = ttl === null ? await this.writer.set(key, data, 'NX') : await this.writer.set(key, data, 'PX', ttl, 'NX');
     return reply === 'OK';
   }
 
   protected async deleteEntry(key: string): Promise<boolean> {
+    await this.connected();
     return (await this.writer.del(key)) > 0;
   }
 
   protected async hasEntry(key: string): Promise<boolean> {
+    await this.connected();
     return (await this.reader().exists(key)) > 0;
   }
 
   protected async touchEntry(key: string, ttl: TimeToLive): Promise<boolean> {
+    await this.connected();
     if (ttl !== null) return (await this.writer.pexpire(key, ttl)) === 1;
     // PERSIST answers 0 for a key without expiry too, so existence is asked in the same transaction.
     const replies = await this.writer.multi().persist(key).exists(key).exec();
@@ -133,6 +215,7 @@ export class RedisCache extends BaseCache {
   }
 
   protected async incrEntry(key: string, delta: number): Promise<number | undefined | typeof NOT_A_NUMBER> {
+    await this.connected();
     try {
       return (await this.writer.fragcacheIncr(key, delta)) ?? undefined;
     } catch (error) {
@@ -145,6 +228,7 @@ export class RedisCache extends BaseCache {
     if (this.clearPattern === undefined) {
       throw new Error('clear() cannot know which keys a custom key function made: set options.keyPattern (a SCAN pattern) for this cache');
     }
+    await this.connected();
     const masters = await this.masters();
     await Promise.all(masters.map((node) => this.clearNode(node, this.clearPattern!)));
   }
@@ -152,8 +236,10 @@ export class RedisCache extends BaseCache {
   private async clearNode(node: Redis, pattern: string): Promise<void> {
     let cursor = '0';
     do {
-      const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', CLEAR_BATCH);
+      const [next, found] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', CLEAR_BATCH);
       cursor = next;
+      const ownKey = this.ownKey;
+      const keys = ownKey === undefined ? found : found.filter((key) => ownKey.test(key));
       // In a cluster, a node holds many slots; UNLINK takes one slot's keys at a time.
       for (const group of this.clusterMode ? bySlot(keys, (key) => key) : [keys]) {
         if (group.length > 0) await node.unlink(...group);
@@ -161,7 +247,13 @@ export class RedisCache extends BaseCache {
     } while (cursor !== '0');
   }
 
+  protected override async releaseLockEntry(key: string, token: string): Promise<void> {
+    await this.connected();
+    await this.writer.fragcacheRelease(key, encodeValue(token, this.serializer));
+  }
+
   protected override async getEntries(keys: readonly string[]): Promise<Map<string, unknown>> {
+    await this.connected();
     const found = new Map<string, unknown>();
     const groups = this.clusterMode ? bySlot(keys, (key) => key) : [keys];
     await Promise.all(
@@ -178,6 +270,7 @@ export class RedisCache extends BaseCache {
   }
 
   protected override async setEntries(entries: ReadonlyMap<string, unknown>, ttl: TimeToLive): Promise<string[]> {
+    await this.connected();
     const encoded = [...entries].map(([key, value]) => [key, encodeValue(value, this.serializer)] as const);
     const failed: string[] = [];
     const groups = this.clusterMode ? bySlot(encoded, ([key]) => key) : [encoded];
@@ -198,6 +291,7 @@ export class RedisCache extends BaseCache {
   }
 
   protected override async deleteEntries(keys: readonly string[]): Promise<void> {
+    await this.connected();
     const groups = this.clusterMode ? bySlot(keys, (key) => key) : [keys];
     await Promise.all(groups.map((group) => (group.length > 0 ? this.writer.del(...group) : 0)));
   }

@@ -6,15 +6,16 @@
 export { encodeVaryOn, makeTemplateFragmentKey } from './keys.js';
 export {
   FragmentRuntime,
-  NO_ALIAS,
+  KEYWORDS,
+  KEYWORDS_NOT_LAST,
+  NO_OPTIONS,
   NoWaiting,
   RenderWatch,
   TEMPLATE_FRAGMENTS_ALIAS,
   TOO_FEW_ARGUMENTS,
-  USING_NOT_LAST,
   displayValue,
   fragmentCache,
   invalidateFragment,
   unclosedTag,
 } from './runtime.js';
-export type { BlockPlace, RenderBody, WaitAdvice } from './runtime.js';
+export type { BlockOptions, BlockPlace, RenderBody, WaitAdvice } from './runtime.js';

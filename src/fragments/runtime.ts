@@ -3,9 +3,10 @@
  * and the one place where get → render → set happens. An engine's tag only parses its syntax, says
  * whether the render may wait, and calls `FragmentRuntime.render` (docs/custom-engines.md shows one).
  */
-import { isPromiseLike, toInteger, type Awaitable, type BaseCache, type Timeout } from '../base.js';
+import { FILL_WITHOUT_LOCK, isPromiseLike, toInteger, type Awaitable, type BaseCache, type FillTurn, type Timeout } from '../base.js';
 import { CacheTagError, TemplateSyntaxError } from '../errors.js';
 import { caches as processCaches, type CacheRegistry } from '../registry.js';
+import { isFresh, isStaleEnvelope, withGrace } from '../stale.js';
 import { encodeVaryOn, fragmentKeyOfEncoded, makeTemplateFragmentKey } from './keys.js';
 
 /** The alias that the cache tag prefers when it has no `using=`. */
@@ -39,12 +40,25 @@ export interface BlockPlace {
 /** Renders the block's body; returns its HTML (a Promise only in asynchronous renders). */
 export type RenderBody = () => Awaitable<string>;
 
-/** Passed as the alias of a tag that has no `using=`. */
-export const NO_ALIAS: unique symbol = Symbol('no using= argument');
+/**
+ * A block's keyword arguments, as its tag wrote them: `using=` names its cache (without it, the tag
+ * uses `template_fragments`, else `default`); `stale=` is how many seconds its HTML stays servable
+ * after its timeout, while one render refreshes it. A key that is present counts, even if undefined.
+ */
+export interface BlockOptions {
+  readonly using?: unknown;
+  readonly stale?: unknown;
+}
+
+/** The options of a block without keyword arguments; passing this one spares a render an allocation. */
+export const NO_OPTIONS: BlockOptions = Object.freeze({});
+
+/** The keyword arguments a `cache` tag takes, after its vary values. */
+export const KEYWORDS: readonly string[] = ['using', 'stale'];
 
 /** The messages for argument counts, shared by the engines' parsers. */
 export const TOO_FEW_ARGUMENTS = "'cache' tag requires at least 2 arguments.";
-export const USING_NOT_LAST = "'cache' tag accepts using= only as its last argument.";
+export const KEYWORDS_NOT_LAST = "'cache' tag accepts using= and stale= only after its other arguments.";
 
 /** The message for a `cache` tag without its `endcache`. */
 export function unclosedTag(line: number | undefined): string {
@@ -72,6 +86,13 @@ function resolveFragmentTimeout(value: unknown, template: string | undefined, li
   const seconds = toInteger(value);
   if (seconds !== undefined) return seconds;
   throw new TemplateSyntaxError(`"cache" tag got a non-integer timeout value: ${displayValue(value)}`, { template, line });
+}
+
+/** A `stale=` value: whole seconds, 0 or more, as for the timeout (Django's int()). */
+function resolveStale(value: unknown, template: string | undefined, line: number | undefined): number {
+  const seconds = toInteger(value);
+  if (seconds !== undefined && seconds >= 0) return seconds;
+  throw new TemplateSyntaxError(`"cache" tag got an invalid stale value: ${displayValue(value)} (expected whole seconds, 0 or more)`, { template, line });
 }
 
 /**
@@ -227,6 +248,11 @@ interface KeysOfName {
 
 /** How many made keys one cache's memo holds before it starts again. */
 const MADE_KEYS_LIMIT = 10_000;
+/**
+ * How many characters (keys, and the vary strings it looks them up by) one cache's memo holds before it
+ * starts again: about 2 MB, however long the vary values are.
+ */
+const MADE_KEYS_CHARACTER_LIMIT = 1_000_000;
 
 function isPrimitive(value: unknown): boolean {
   return value === null || (typeof value !== 'object' && typeof value !== 'function' && typeof value !== 'symbol');
@@ -236,13 +262,14 @@ function isPrimitive(value: unknown): boolean {
  * The made and validated keys of the fragments one cache served recently. A hit looks its key up by
  * the fragment's name and its vary value as they are: with no vary value or one primitive, it builds,
  * hashes and validates nothing, and hands the backend the same string (its hash already computed)
- * every time; otherwise it builds only the encoding. Bounded: emptied whenever it holds
- * `MADE_KEYS_LIMIT` keys. A key that fails validation is not remembered, so it fails on every render;
+ * every time; otherwise it builds only the encoding. Bounded in count and in size: emptied whenever
+ * it holds `MADE_KEYS_LIMIT` keys or `MADE_KEYS_CHARACTER_LIMIT` characters. A key that fails validation is not remembered, so it fails on every render;
  * one that only warns, warns when it is first made.
  */
 class MadeFragmentKeys {
   private readonly names = new Map<string, KeysOfName>();
   private count = 0;
+  private characters = 0;
 
   constructor(private readonly cache: BaseCache) {}
 
@@ -258,9 +285,11 @@ class MadeFragmentKeys {
 
   private remember(name: string, kind: keyof KeysOfName, lookup: unknown, encoding: string): string {
     const key = this.cache.makeAndValidateKey(fragmentKeyOfEncoded(name, encoding));
-    if (this.count >= MADE_KEYS_LIMIT) {
+    const characters = name.length + key.length + (typeof lookup === 'string' ? lookup.length : 0);
+    if (this.count >= MADE_KEYS_LIMIT || this.characters + characters > MADE_KEYS_CHARACTER_LIMIT) {
       this.names.clear();
       this.count = 0;
+      this.characters = 0;
     }
     let keys = this.names.get(name);
     if (keys === undefined) {
@@ -271,17 +300,56 @@ class MadeFragmentKeys {
     else if (kind === 'byValue') keys.byValue.set(lookup, key);
     else keys.byEncoding.set(encoding, key);
     this.count++;
+    this.characters += characters;
     return key;
   }
 }
 
 /** What every block passes to `FragmentRuntime.render`, before how it may wait. */
-type BlockCall = [name: string, timeoutValue: unknown, alias: unknown, vary: readonly unknown[], body: RenderBody, template: string | undefined, line: number | undefined];
+type BlockCall = [name: string, timeoutValue: unknown, options: BlockOptions, vary: readonly unknown[], body: RenderBody, template: string | undefined, line: number | undefined];
 
-/** The get → render → set of every cache block, shared by the engines' tags. */
+/** A block whose cache had no fresh HTML for it: what filling it takes. */
+interface Miss {
+  readonly cache: BaseCache;
+  readonly key: string;
+  /** The block's timeout, resolved by its cache. */
+  readonly timeout: Timeout;
+  /** Its grace period in seconds (0: none). */
+  readonly stale: number;
+  readonly body: RenderBody;
+  readonly place: BlockPlace;
+  readonly watch: RenderWatch | undefined;
+  readonly cannotWait: NoWaiting | undefined;
+  /** The expired HTML its cache still holds, within its grace period. */
+  readonly staleHtml: string | undefined;
+}
+
+/** A render of a block's body under way in this process, which other renders of its key share. */
+interface Flight {
+  /** Its HTML, once rendered and stored. */
+  readonly html: Promise<string>;
+  /** The stale copy the others are served meanwhile, if there is one. */
+  readonly stale: string | undefined;
+}
+
+/** The fresh HTML in what a key holds: a string, or a string stored with a grace period and still fresh. */
+function freshHtml(stored: unknown): string | undefined {
+  if (typeof stored === 'string') return stored;
+  return isStaleEnvelope(stored) && typeof stored.value === 'string' && isFresh(stored) ? stored.value : undefined;
+}
+
+/**
+ * The get → render → set of every cache block, shared by the engines' tags, and what keeps it safe: a
+ * backend that fails or is skipped by its breaker is a miss and an unstored fill, never a failed page;
+ * concurrent renders of one key in this process render its body once (the others are served its HTML,
+ * or a stale copy meanwhile); with the cache's `lock`, so do processes.
+ */
 export class FragmentRuntime {
   /** Weakly held: a cache replaced by `CacheRegistry.configure` takes its keys with it. */
   private readonly madeKeys = new WeakMap<BaseCache, MadeFragmentKeys>();
+  private readonly flights = new WeakMap<BaseCache, Map<string, Flight>>();
+  /** The caches that have answered a read with a Promise. */
+  private readonly answersLater = new WeakSet<BaseCache>();
 
   constructor(readonly caches: CacheRegistry = processCaches) {}
 
@@ -294,8 +362,42 @@ export class FragmentRuntime {
     return keys;
   }
 
-  private cacheFor(alias: unknown, template: string | undefined, line: number | undefined): BaseCache {
-    if (alias === NO_ALIAS) return fragmentCache(this.caches);
+  private flightsOf(cache: BaseCache): Map<string, Flight> {
+    let flights = this.flights.get(cache);
+    if (flights === undefined) {
+      flights = new Map();
+      this.flights.set(cache, flights);
+    }
+    return flights;
+  }
+
+  /**
+   * Reads a key for a block, never failing: an error or a timeout is a miss that the cache's breaker
+   * hears of, and a cache whose breaker is open is not asked at all. Synchronous where the cache is; a
+   * skipped read of a cache that answers asynchronously answers asynchronously too, so that a render
+   * that cannot wait fails the same way during an outage as outside one.
+   */
+  private read(cache: BaseCache, key: string): Awaitable<unknown> {
+    const breaker = cache.breaker;
+    if (!breaker.allows()) return this.answersLater.has(cache) ? Promise.resolve(undefined) : undefined;
+    let entry: Awaitable<unknown>;
+    try {
+      entry = cache.getByMadeKey(key);
+    } catch (error) {
+      breaker.failed('read', error);
+      return undefined;
+    }
+    if (!isPromiseLike(entry)) {
+      breaker.succeeded();
+      return entry;
+    }
+    this.answersLater.add(cache);
+    return breaker.guard(entry, 'read', undefined);
+  }
+
+  private cacheFor(options: BlockOptions, template: string | undefined, line: number | undefined): BaseCache {
+    if (!('using' in options)) return fragmentCache(this.caches);
+    const alias = options.using;
     if (typeof alias === 'string' && this.caches.has(alias)) return this.caches.get(alias);
     throw new TemplateSyntaxError(`Invalid cache name specified for cache tag: ${displayValue(alias)}`, { template, line });
   }
@@ -323,7 +425,7 @@ export class FragmentRuntime {
   render(
     name: string,
     timeoutValue: unknown,
-    alias: unknown,
+    options: BlockOptions,
     vary: readonly unknown[],
     body: RenderBody,
     template: string | undefined,
@@ -332,41 +434,138 @@ export class FragmentRuntime {
     cannotWait: NoWaiting | undefined,
   ): Awaitable<string> {
     const timeout = resolveFragmentTimeout(timeoutValue, template, line);
-    const cache = this.cacheFor(alias, template, line);
+    const cache = this.cacheFor(options, template, line);
+    const stale = options === NO_OPTIONS || !('stale' in options) ? 0 : resolveStale(options.stale, template, line);
     const key = this.keyFor(cache, name, vary, template, line);
-    const cached = cache.getByMadeKey(key);
+    const cached = this.read(cache, key);
     if (!isPromiseLike(cached)) {
       if (typeof cached === 'string') return cached;
-      return this.fill(cache, key, cache.resolveTimeout(timeout), body, { template, line }, watch, cannotWait);
+      return this.missed(cached, false, cache, key, timeout, stale, body, { template, line }, watch, cannotWait);
     }
     const place: BlockPlace = { template, line };
     const waiting = this.waitingWatch(cache, cached, place, watch, cannotWait);
-    return waiting.endCacheWaitAfter(cached).then((hit) => {
-      if (typeof hit === 'string') return hit;
-      const ready = waiting.beforeBody();
-      const fill = () => this.fill(cache, key, cache.resolveTimeout(timeout), body, place, waiting, undefined);
-      return isPromiseLike(ready) ? ready.then(fill) : fill();
+    return waiting.endCacheWaitAfter(cached).then((found) => {
+      if (typeof found === 'string') return found;
+      return this.missed(found, true, cache, key, timeout, stale, body, place, waiting, undefined);
     });
   }
 
-  /** A miss: render the body and store what it printed (an empty string is stored like any other). */
-  private fill(cache: BaseCache, key: string, timeout: Timeout, body: RenderBody, place: BlockPlace, watch: RenderWatch | undefined, cannotWait: NoWaiting | undefined): Awaitable<string> {
+  /**
+   * What a block does without a plain hit: serve HTML stored with a grace period while it is fresh;
+   * otherwise share a render of its key under way here (served the stale copy meanwhile, if there is
+   * one), or render it. Only a block that waited for its cache takes the lock: a cache that answers
+   * synchronously lives in this process, where the flights already keep to one render.
+   */
+  private missed(
+    found: unknown,
+    waited: boolean,
+    cache: BaseCache,
+    key: string,
+    timeout: Timeout,
+    stale: number,
+    body: RenderBody,
+    place: BlockPlace,
+    watch: RenderWatch | undefined,
+    cannotWait: NoWaiting | undefined,
+  ): Awaitable<string> {
+    let staleHtml: string | undefined;
+    if (isStaleEnvelope(found) && typeof found.value === 'string') {
+      if (isFresh(found)) return found.value;
+      staleHtml = found.value;
+    }
+    const miss: Miss = { cache, key, timeout: cache.resolveTimeout(timeout), stale, body, place, watch, cannotWait, staleHtml };
+    const flight = cannotWait === undefined ? this.flightsOf(cache).get(key) : undefined;
+    if (flight !== undefined) return staleHtml ?? flight.stale ?? this.follow(flight, miss);
+    const html = waited ? this.lead(miss) : this.fill(miss);
+    if (isPromiseLike(html)) this.fly(miss, html);
+    return html;
+  }
+
+  /** Shares the render of a block's key under way in this process. */
+  private follow(flight: Flight, miss: Miss): Promise<string> {
+    return this.waitingWatch(miss.cache, flight.html, miss.place, miss.watch, undefined).endCacheWaitAfter(flight.html);
+  }
+
+  /** Registers the render under way for a key, until it is stored. */
+  private fly(miss: Miss, html: PromiseLike<string>): void {
+    const flights = this.flightsOf(miss.cache);
+    const flight: Flight = { html: Promise.resolve(html), stale: miss.staleHtml };
+    flights.set(miss.key, flight);
+    const landed = () => {
+      if (flights.get(miss.key) === flight) flights.delete(miss.key);
+    };
+    flight.html.then(landed, landed);
+  }
+
+  /** A miss after a wait for the cache: the lock's turn (if the cache has a lock), then the render. */
+  private async lead(miss: Miss): Promise<string> {
+    const watch = miss.watch!;
+    const lock = miss.cache.lock;
+    const turn = lock === undefined ? FILL_WITHOUT_LOCK : await this.turnOf(miss, watch, lock.wait);
+    if ('found' in turn) return turn.found;
+    try {
+      const ready = watch.beforeBody();
+      if (isPromiseLike(ready)) await ready;
+      return await this.fill(miss);
+    } finally {
+      if (turn !== FILL_WITHOUT_LOCK) this.giveBack(miss.cache, turn.release);
+    }
+  }
+
+  /**
+   * Waits for this process's turn to render a block on a cache with a lock, as a wait for its cache:
+   * another process may render it meanwhile, or a stale copy may be served. A failing lock is no lock.
+   */
+  private turnOf(miss: Miss, watch: RenderWatch, lockWait: number): Promise<FillTurn<string>> {
+    const { cache, key } = miss;
+    const breaker = cache.breaker;
+    if (!breaker.allows()) return Promise.resolve(FILL_WITHOUT_LOCK);
+    const look = async () => freshHtml(await this.read(cache, key));
+    // Bounded by the lock's wait plus one operation: each look is bounded by itself.
+    const turn = breaker.guard(cache.fillTurn(key, look, miss.staleHtml), 'lock', FILL_WITHOUT_LOCK, lockWait + breaker.timeout);
+    watch.startCacheWait(miss.place);
+    return watch.endCacheWaitAfter(turn);
+  }
+
+  /** Releases a lock without making the page wait for it; a failure is the breaker's to hear of. */
+  private giveBack(cache: BaseCache, release: () => Awaitable<void>): void {
+    void cache.breaker.guard(Promise.resolve().then(release), 'lock', undefined);
+  }
+
+  /** Renders the body and stores what it printed (an empty string is stored like any other). */
+  private fill(miss: Miss): Awaitable<string> {
+    const { watch, body, place, cannotWait } = miss;
     watch?.refuseIfBroken();
     const html = watch === undefined ? body() : watch.renderBody(body, place);
-    if (!isPromiseLike(html)) return this.store(cache, key, html, timeout, place, watch, cannotWait);
+    if (!isPromiseLike(html)) return this.store(miss, html);
     if (cannotWait !== undefined) {
       abandon(html);
       throw new CacheTagError(`The cache block's body waits for something asynchronous (a filter or tag inside it, or an await), and ${cannotWait.reason}`, place);
     }
-    return Promise.resolve(html).then((text) => this.store(cache, key, text, timeout, place, watch, cannotWait));
+    return Promise.resolve(html).then((text) => this.store(miss, text));
   }
 
-  private store(cache: BaseCache, key: string, html: string, timeout: Timeout, place: BlockPlace, watch: RenderWatch | undefined, cannotWait: NoWaiting | undefined): Awaitable<string> {
+  /** Stores a block's HTML; a write that fails, or that the breaker skips, leaves the page as it is. */
+  private store(miss: Miss, html: string): Awaitable<string> {
+    const { cache, watch } = miss;
     watch?.refuseIfBroken();
-    const written = cache.setByMadeKey(key, html, timeout);
-    if (!isPromiseLike(written)) return html;
-    return this.waitingWatch(cache, written, place, watch, cannotWait)
-      .endCacheWaitAfter(written)
+    const breaker = cache.breaker;
+    if (!breaker.allows()) return html;
+    const { stored, timeout } = withGrace(html, miss.timeout, miss.stale);
+    let written: Awaitable<unknown>;
+    try {
+      written = cache.setByMadeKey(miss.key, stored, timeout);
+    } catch (error) {
+      breaker.failed('write', error);
+      return html;
+    }
+    if (!isPromiseLike(written)) {
+      breaker.succeeded();
+      return html;
+    }
+    const settled = breaker.guard(written, 'write', undefined);
+    return this.waitingWatch(cache, settled, miss.place, watch, miss.cannotWait)
+      .endCacheWaitAfter(settled)
       .then(() => html);
   }
 
