@@ -6,12 +6,13 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import type { CacheConfig } from 'fragcache';
-import { memcachedServers, postgresServer, redisServers, stopServers } from '../servers/index.js';
+import { memcachedServers, postgresServer, redisServers, startRedis, stopServers } from '../servers/index.js';
 import { backendOperations, type OperationResult } from './backend-ops.js';
 import { fragmentHit, type FragmentResult } from './fragment-hit.js';
 import { importTimes, type ImportResult } from './import-time.js';
 import { formatRate, printTable } from './measure.js';
 import { locmemMemory, type MemoryResult, type MemorySample } from './memory.js';
+import { redisOutage, type OutageResult } from './outage.js';
 import { coldStampede, type StampedeResult } from './stampede.js';
 
 interface Results {
@@ -20,6 +21,7 @@ interface Results {
   fragments: FragmentResult[];
   operations: OperationResult[];
   stampede: StampedeResult[];
+  outage: OutageResult[];
   memory: MemoryResult;
   imports: ImportResult[];
 }
@@ -56,6 +58,11 @@ function stampedeRows(results: StampedeResult[]): string[][] {
   return results.map((r) => [r.backend, String(r.renders), String(r.bodyExecutions), r.milliseconds.toFixed(0)]);
 }
 const STAMPEDE_HEADER = ['cache', 'concurrent renders', 'body executions', 'total ms'];
+
+function outageRows(results: OutageResult[]): string[][] {
+  return results.map((r) => [r.state, String(r.renders), String(r.failed), formatRate(r.perSecond), r.p50.toFixed(3), r.p99.toFixed(3)]);
+}
+const OUTAGE_HEADER = ['Nunjucks renderAsync, one block', 'renders', 'failed', 'renders/s', 'p50 ms', 'p99 ms'];
 
 function memoryRows(memory: MemoryResult): string[][] {
   const stages: Array<[string, MemorySample]> = [
@@ -139,6 +146,13 @@ function report(results: Results): string {
     '',
     markdownTable(STAMPEDE_HEADER, stampedeRows(results.stampede)),
     '',
+    '### Outage: Redis killed',
+    '',
+    'The same page while its Redis is up, without the cache block, and after the Redis is SIGKILLed: the',
+    'block fails open, so the page renders as if uncached, with no wait for the dead server.',
+    '',
+    markdownTable(OUTAGE_HEADER, outageRows(results.outage)),
+    '',
     '### Memory (locmem)',
     '',
     `maxEntries ${results.memory.maxEntries.toLocaleString('en-US')}, ${results.memory.fragmentBytes}-byte fragments, each a distinct string. ` +
@@ -170,12 +184,14 @@ async function main(): Promise<void> {
     printTable('Backend operations (ops/s)', OPERATION_HEADER, operationRows(operations));
     const stampede = await coldStampede(fragmentBackends);
     printTable('Cold stampede', STAMPEDE_HEADER, stampedeRows(stampede));
+    const outage = await redisOutage(await startRedis('redis-outage'));
+    printTable('Outage: Redis killed', OUTAGE_HEADER, outageRows(outage));
     const memory = locmemMemory();
     printTable('Memory', MEMORY_HEADER, memoryRows(memory));
     const imports = importTimes();
     printTable('Start-up: import()', IMPORT_HEADER, importRows(imports));
 
-    const results: Results = { date: new Date().toISOString(), machine: machine(), fragments, operations, stampede, memory, imports };
+    const results: Results = { date: new Date().toISOString(), machine: machine(), fragments, operations, stampede, outage, memory, imports };
     mkdirSync('bench/results', { recursive: true });
     writeFileSync('bench/results/latest.json', `${JSON.stringify(results, null, 2)}\n`);
     writeFileSync('docs/benchmarks.svg', `${chart(fragments)}\n`);

@@ -309,6 +309,26 @@ describe('Stampedes', function () {
     }
   }
 
+  it('a block never waits for itself: nested in a block of its own key, or in two pages nesting two keys in opposite orders', async function () {
+    const caches = new CacheRegistry({ default: { backend: 'locmem', location: unique('nested') } });
+    const eta = new Eta({ plugins: [cachePlugin({ caches })] });
+    const slow = async () => {
+      await sleep(10);
+      return 'x';
+    };
+    const withinSeconds = <T>(promise: Promise<T>) =>
+      Promise.race([promise, sleep(5000).then(() => Promise.reject(new Error('the render never finished')))]);
+    expect(await withinSeconds(eta.renderStringAsync('<% cache 60 same %>[<% cache 60 same %><%= await it.slow() %><% endcache %>]<% endcache %>', { slow }))).to.equal('[x]');
+    const [first, second] = await withinSeconds(
+      Promise.all([
+        eta.renderStringAsync('<% cache 60 a %>A<%= await it.slow() %>(<% cache 60 b %>B<%= await it.slow() %><% endcache %>)<% endcache %>', { slow }),
+        eta.renderStringAsync('<% cache 60 b %>B<%= await it.slow() %>(<% cache 60 a %>A<%= await it.slow() %><% endcache %>)<% endcache %>', { slow }),
+      ]),
+    );
+    expect(first).to.match(/^Ax\(B/);
+    expect(second).to.match(/^Bx\(A/);
+  });
+
   it('concurrent renders share the body’s error too', async function () {
     const caches = new CacheRegistry({ default: { backend: 'locmem', location: unique('failing') } });
     const eta = new Eta({ plugins: [cachePlugin({ caches })] });

@@ -326,6 +326,8 @@ interface Miss {
 
 /** A render of a block's body under way in this process, which other renders of its key share. */
 interface Flight {
+  /** The render rendering it. */
+  readonly leader: RenderWatch;
   /** Its HTML, once rendered and stored. */
   readonly html: Promise<string>;
   /** The stale copy the others are served meanwhile, if there is one. */
@@ -350,6 +352,8 @@ export class FragmentRuntime {
   private readonly flights = new WeakMap<BaseCache, Map<string, Flight>>();
   /** The caches that have answered a read with a Promise. */
   private readonly answersLater = new WeakSet<BaseCache>();
+  /** The flight each render is waiting for, which tells a wait that would never end. */
+  private readonly following = new WeakMap<RenderWatch, Flight>();
 
   constructor(readonly caches: CacheRegistry = processCaches) {}
 
@@ -474,22 +478,38 @@ export class FragmentRuntime {
       staleHtml = found.value;
     }
     const miss: Miss = { cache, key, timeout: cache.resolveTimeout(timeout), stale, body, place, watch, cannotWait, staleHtml };
-    const flight = cannotWait === undefined ? this.flightsOf(cache).get(key) : undefined;
-    if (flight !== undefined) return staleHtml ?? flight.stale ?? this.follow(flight, miss);
-    const html = waited ? this.lead(miss) : this.fill(miss);
-    if (isPromiseLike(html)) this.fly(miss, html);
+    // A render that cannot wait renders synchronously, so nothing can share its render or be shared.
+    if (watch === undefined || cannotWait !== undefined) return this.fill(miss);
+    const flight = this.flightsOf(cache).get(key);
+    if (flight !== undefined && !this.wouldWaitForItself(flight, watch)) return staleHtml ?? flight.stale ?? this.follow(flight, miss, watch);
+    const html = waited ? this.lead(miss, watch) : this.fill(miss);
+    if (isPromiseLike(html) && flight === undefined) this.fly(miss, watch, html);
     return html;
   }
 
+  /**
+   * Whether `render` waiting for `flight` would wait for itself: the flight's render is `render`, or waits
+   * for a flight whose render is, and so on. A block nested in a block of the same key, or two pages
+   * nesting two blocks in opposite orders, would otherwise wait forever; such a block renders its body.
+   */
+  private wouldWaitForItself(flight: Flight, render: RenderWatch): boolean {
+    for (let current: Flight | undefined = flight; current !== undefined; current = this.following.get(current.leader)) {
+      if (current.leader === render) return true;
+    }
+    return false;
+  }
+
   /** Shares the render of a block's key under way in this process. */
-  private follow(flight: Flight, miss: Miss): Promise<string> {
-    return this.waitingWatch(miss.cache, flight.html, miss.place, miss.watch, undefined).endCacheWaitAfter(flight.html);
+  private follow(flight: Flight, miss: Miss, watch: RenderWatch): Promise<string> {
+    const waiting = this.waitingWatch(miss.cache, flight.html, miss.place, watch, undefined);
+    this.following.set(watch, flight);
+    return waiting.endCacheWaitAfter(flight.html).finally(() => this.following.delete(watch));
   }
 
   /** Registers the render under way for a key, until it is stored. */
-  private fly(miss: Miss, html: PromiseLike<string>): void {
+  private fly(miss: Miss, leader: RenderWatch, html: PromiseLike<string>): void {
     const flights = this.flightsOf(miss.cache);
-    const flight: Flight = { html: Promise.resolve(html), stale: miss.staleHtml };
+    const flight: Flight = { leader, html: Promise.resolve(html), stale: miss.staleHtml };
     flights.set(miss.key, flight);
     const landed = () => {
       if (flights.get(miss.key) === flight) flights.delete(miss.key);
@@ -498,8 +518,7 @@ export class FragmentRuntime {
   }
 
   /** A miss after a wait for the cache: the lock's turn (if the cache has a lock), then the render. */
-  private async lead(miss: Miss): Promise<string> {
-    const watch = miss.watch!;
+  private async lead(miss: Miss, watch: RenderWatch): Promise<string> {
     const lock = miss.cache.lock;
     const turn = lock === undefined ? FILL_WITHOUT_LOCK : await this.turnOf(miss, watch, lock.wait);
     if ('found' in turn) return turn.found;
