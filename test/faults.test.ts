@@ -273,7 +273,12 @@ async function startWorker(options: object) {
     child,
     go: () => child.stdin!.write('go\n'),
     next,
-    result: async () => JSON.parse(await next()) as { bodies: number; outputs: string[]; failures: string[] },
+    // The worker is stopped once it has answered: its result is all the test asserts.
+    result: async () => {
+      const result = JSON.parse(await next()) as { bodies: number; outputs: string[]; failures: string[] };
+      child.kill('SIGKILL');
+      return result;
+    },
   };
 }
 
