@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CircuitBreaker } from './breaker.js';
+import { CircuitBreaker, positiveOr } from './breaker.js';
 import type { CacheParams, CullingOptions, LockOptions } from './config.js';
 import { CacheKeyWarning, KeyNotFoundError } from './errors.js';
+import { Flights } from './flights.js';
 import { defaultKeyFunction, memcachedKeyProblems, type KeyFunction } from './keys.js';
 import { jsonSerializer, type Serializer } from './serializers.js';
 import { isFresh, isStaleEnvelope, withGrace } from './stale.js';
@@ -83,17 +84,13 @@ function configuredTimeout(value: unknown): Timeout {
   return storable(toInteger(value) ?? DEFAULT_TIMEOUT);
 }
 
-function positiveMilliseconds(value: unknown, fallback: number): number {
-  return typeof value === 'number' && value > 0 && Number.isFinite(value) ? value : fallback;
-}
-
 function lockSettings(lock: LockOptions | boolean | undefined): LockSettings | undefined {
   if (lock === undefined || lock === false) return undefined;
   const options = lock === true ? {} : lock;
   return {
-    lease: Math.ceil(positiveMilliseconds(options.lease, 5000)),
-    wait: positiveMilliseconds(options.wait, 3000),
-    pollInterval: positiveMilliseconds(options.pollInterval, 25),
+    lease: Math.ceil(positiveOr(options.lease, 5000)),
+    wait: positiveOr(options.wait, 3000),
+    pollInterval: positiveOr(options.pollInterval, 25),
   };
 }
 
@@ -193,7 +190,7 @@ export abstract class BaseCache {
   /** The render lock's settings (`lock` in the config), or undefined when it is off. */
   readonly lock: LockSettings | undefined;
   /** The `getOrSet` calls under way, by made key, with the stale copy their callers may be served. */
-  private readonly fills = new Map<string, { value: Promise<unknown>; stale: unknown }>();
+  private readonly fills = new Flights<{ readonly result: Promise<unknown>; readonly stale: unknown }>();
 
   constructor(_location: string | string[] | undefined, params: CacheParams) {
     this.defaultTimeout = configuredTimeout(params.timeout === undefined ? DEFAULT_TIMEOUT : params.timeout);
@@ -368,21 +365,17 @@ export abstract class BaseCache {
   async getOrSet<T>(key: string, value: T | (() => T | Promise<T>), opts?: GetOrSetOptions): Promise<T> {
     refusePositionalOptions(opts, 'getOrSet');
     const madeKey = this.makeAndValidateKey(key, opts?.version);
+    // The flights of one made key all come from calls for the same T.
     const underway = this.fills.get(madeKey);
-    if (underway !== undefined) return (underway.stale ?? underway.value) as Promise<T>;
+    if (underway !== undefined) return (underway.stale ?? underway.result) as T | Promise<T>;
     const stored = await this.getEntry(madeKey);
     const envelope = isStaleEnvelope(stored) ? stored : undefined;
     if (stored !== undefined && (envelope === undefined || isFresh(envelope))) return unwrapped(stored) as T;
     const staleCopy = envelope?.value as T | undefined;
     const started = this.fills.get(madeKey);
-    if (started !== undefined) return (staleCopy ?? started.stale ?? started.value) as Promise<T>;
+    if (started !== undefined) return (staleCopy ?? started.stale ?? started.result) as T | Promise<T>;
     const filling = this.fill(madeKey, value, opts, staleCopy);
-    const fill = { value: filling, stale: staleCopy };
-    this.fills.set(madeKey, fill);
-    const done = () => {
-      if (this.fills.get(madeKey) === fill) this.fills.delete(madeKey);
-    };
-    filling.then(done, done);
+    this.fills.start(madeKey, { result: filling, stale: staleCopy });
     return filling;
   }
 
@@ -397,7 +390,9 @@ export abstract class BaseCache {
     try {
       const fresh = typeof value === 'function' ? await (value as () => T | Promise<T>)() : value;
       checkedValue(fresh);
-      const { stored, timeout } = withGrace(fresh, this.resolveTimeout(opts?.timeout), opts?.stale ?? 0);
+      const grace = withGrace(fresh, this.resolveTimeout(opts?.timeout), opts?.stale ?? 0);
+      const { stored } = grace;
+      const timeout = this.resolveTimeout(grace.timeout);
       if (staleCopy !== undefined) {
         await this.setByMadeKey(madeKey, stored, timeout);
         return fresh;

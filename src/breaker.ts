@@ -38,7 +38,8 @@ const DEFAULT_FAILURE_THRESHOLD = 3;
 const DEFAULT_RETRY_AFTER = 500;
 const DEFAULT_TIMEOUT = 50;
 
-function positive(value: unknown, fallback: number): number {
+/** `value` if it is a positive finite number, else `fallback`: how every duration setting is read. */
+export function positiveOr(value: unknown, fallback: number): number {
   return typeof value === 'number' && value > 0 && Number.isFinite(value) ? value : fallback;
 }
 
@@ -91,9 +92,9 @@ export class CircuitBreaker {
   private openUntil = 0;
 
   constructor(options: BreakerOptions | undefined) {
-    this.failureThreshold = Math.ceil(positive(options?.failureThreshold, DEFAULT_FAILURE_THRESHOLD));
-    this.retryAfter = positive(options?.retryAfter, DEFAULT_RETRY_AFTER);
-    this.timeout = positive(options?.timeout, DEFAULT_TIMEOUT);
+    this.failureThreshold = Math.ceil(positiveOr(options?.failureThreshold, DEFAULT_FAILURE_THRESHOLD));
+    this.retryAfter = positiveOr(options?.retryAfter, DEFAULT_RETRY_AFTER);
+    this.timeout = positiveOr(options?.timeout, DEFAULT_TIMEOUT);
   }
 
   /** Sends this cache's reports to `listener`, naming it `alias`. */
@@ -136,8 +137,8 @@ export class CircuitBreaker {
 
   /**
    * Waits for an operation that answered with a Promise, for at most `timeout` ms (by default the
-   * breaker's): resolves to its
-   * value, or to `fallback` once it failed or ran out of time, and tells the breaker which. Time this
+   * breaker's): resolves to its value, or to `fallback` once it failed or ran out of time, and tells
+   * the breaker which. Time this
    * process spent busy does not count: a reply that arrived while a long render held the event loop is
    * read before the timeout is declared (the check runs after the loop's I/O phase), so a slow page
    * never opens the circuit of a healthy cache.

@@ -13,12 +13,13 @@ const DO_NOT_CREATE = 0xffffffff;
 const silentLogger = { log() {} };
 
 /**
- * What fragcache changes in memjs's defaults, so that a dead or slow server costs a page milliseconds:
- * one attempt per operation (memjs retries after 200 ms by default) and 50 ms before an operation fails.
+ * What fragcache changes in memjs's defaults, so that a dead server fails an operation at once: one
+ * attempt per operation (memjs retries after 200 ms by default). memjs's own 0.5 s timeout stays, a
+ * backstop for code that calls the cache: the template tags wait only their breaker's timeout, 50 ms.
  * memjs logs every failure to the console unless given a logger; errors reach callers instead.
  * `options.client` overrides each.
  */
-export const MEMCACHED_CLIENT_DEFAULTS = { retries: 1, timeout: 0.05, logger: silentLogger };
+export const MEMCACHED_CLIENT_DEFAULTS = { retries: 1, logger: silentLogger };
 
 /** Django's conversion of a timeout to memcached's expiry field, in whole seconds: null is 0 (never). */
 function expiryOf(ttl: TimeToLive): number {

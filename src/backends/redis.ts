@@ -113,8 +113,8 @@ export class RedisCache extends BaseCache {
   private readonly clearPattern: string | undefined;
   /** Which of the keys the pattern finds are this cache's: those with its prefix and an integer version. */
   private readonly ownKey: RegExp | undefined;
-  /** For each client, the wait for its first connection (undefined once it has connected). */
-  private readonly firstConnections: Array<() => Promise<void> | undefined>;
+  /** For each client, the wait for its first connection (undefined once it has connected); none once all have. */
+  private firstConnections: Array<() => Promise<void> | undefined> | undefined;
 
   constructor(location: string | string[] | undefined, params: CacheParams<RedisBackendOptions>) {
     super(location, params);
@@ -154,12 +154,18 @@ export class RedisCache extends BaseCache {
     });
   }
 
-  /** Resolves at once when every client has connected before; otherwise waits, bounded, for the first connections. */
-  private async connected(): Promise<void> {
-    for (const connection of this.firstConnections) {
-      const pending = connection();
-      if (pending !== undefined) await pending;
+  /**
+   * Nothing once every client has connected before (so a command awaits no extra Promise); until then,
+   * the bounded wait for the first connections.
+   */
+  private connected(): Promise<void> | undefined {
+    if (this.firstConnections === undefined) return undefined;
+    const pending = this.firstConnections.map((connection) => connection()).filter((wait) => wait !== undefined);
+    if (pending.length === 0) {
+      this.firstConnections = undefined;
+      return undefined;
     }
+    return Promise.all(pending).then(() => undefined);
   }
 
   private reader(): Client {

@@ -3,9 +3,11 @@
  * and the one place where get → render → set happens. An engine's tag only parses its syntax, says
  * whether the render may wait, and calls `FragmentRuntime.render` (docs/custom-engines.md shows one).
  */
-import { FILL_WITHOUT_LOCK, isPromiseLike, toInteger, type Awaitable, type BaseCache, type FillTurn, type Timeout } from '../base.js';
+import { FILL_WITHOUT_LOCK, isPromiseLike, toInteger, type Awaitable, type BaseCache, type FillTurn, type LockSettings, type Timeout } from '../base.js';
 import { CacheTagError, TemplateSyntaxError } from '../errors.js';
 import { caches as processCaches, type CacheRegistry } from '../registry.js';
+import type { CacheOperation, CircuitBreaker } from '../breaker.js';
+import { Flights } from '../flights.js';
 import { isFresh, isStaleEnvelope, withGrace } from '../stale.js';
 import { encodeVaryOn, fragmentKeyOfEncoded, makeTemplateFragmentKey } from './keys.js';
 
@@ -329,9 +331,21 @@ interface Flight {
   /** The render rendering it. */
   readonly leader: RenderWatch;
   /** Its HTML, once rendered and stored. */
-  readonly html: Promise<string>;
+  readonly result: Promise<string>;
   /** The stale copy the others are served meanwhile, if there is one. */
   readonly stale: string | undefined;
+}
+
+/**
+ * The answer of an operation `breaker` let through: a synchronous one as it is (a success), a Promise
+ * guarded by the breaker's timeout. A synchronous throw is the caller's to catch and report.
+ */
+function settled<T, F>(breaker: CircuitBreaker, answer: Awaitable<T>, operation: CacheOperation, fallback: F): Awaitable<T | F> {
+  if (!isPromiseLike(answer)) {
+    breaker.succeeded();
+    return answer;
+  }
+  return breaker.guard(answer, operation, fallback);
 }
 
 /** The fresh HTML in what a key holds: a string, or a string stored with a grace period and still fresh. */
@@ -349,7 +363,7 @@ function freshHtml(stored: unknown): string | undefined {
 export class FragmentRuntime {
   /** Weakly held: a cache replaced by `CacheRegistry.configure` takes its keys with it. */
   private readonly madeKeys = new WeakMap<BaseCache, MadeFragmentKeys>();
-  private readonly flights = new WeakMap<BaseCache, Map<string, Flight>>();
+  private readonly flights = new WeakMap<BaseCache, Flights<Flight>>();
   /** The caches that have answered a read with a Promise. */
   private readonly answersLater = new WeakSet<BaseCache>();
   /** The flight each render is waiting for, which tells a wait that would never end. */
@@ -366,10 +380,10 @@ export class FragmentRuntime {
     return keys;
   }
 
-  private flightsOf(cache: BaseCache): Map<string, Flight> {
+  private flightsOf(cache: BaseCache): Flights<Flight> {
     let flights = this.flights.get(cache);
     if (flights === undefined) {
-      flights = new Map();
+      flights = new Flights();
       this.flights.set(cache, flights);
     }
     return flights;
@@ -391,12 +405,8 @@ export class FragmentRuntime {
       breaker.failed('read', error);
       return undefined;
     }
-    if (!isPromiseLike(entry)) {
-      breaker.succeeded();
-      return entry;
-    }
-    this.answersLater.add(cache);
-    return breaker.guard(entry, 'read', undefined);
+    if (isPromiseLike(entry)) this.answersLater.add(cache);
+    return settled(breaker, entry, 'read', undefined);
   }
 
   private cacheFor(options: BlockOptions, template: string | undefined, line: number | undefined): BaseCache {
@@ -501,26 +511,20 @@ export class FragmentRuntime {
 
   /** Shares the render of a block's key under way in this process. */
   private follow(flight: Flight, miss: Miss, watch: RenderWatch): Promise<string> {
-    const waiting = this.waitingWatch(miss.cache, flight.html, miss.place, watch, undefined);
+    const waiting = this.waitingWatch(miss.cache, flight.result, miss.place, watch, undefined);
     this.following.set(watch, flight);
-    return waiting.endCacheWaitAfter(flight.html).finally(() => this.following.delete(watch));
+    return waiting.endCacheWaitAfter(flight.result).finally(() => this.following.delete(watch));
   }
 
   /** Registers the render under way for a key, until it is stored. */
   private fly(miss: Miss, leader: RenderWatch, html: PromiseLike<string>): void {
-    const flights = this.flightsOf(miss.cache);
-    const flight: Flight = { leader, html: Promise.resolve(html), stale: miss.staleHtml };
-    flights.set(miss.key, flight);
-    const landed = () => {
-      if (flights.get(miss.key) === flight) flights.delete(miss.key);
-    };
-    flight.html.then(landed, landed);
+    this.flightsOf(miss.cache).start(miss.key, { leader, result: Promise.resolve(html), stale: miss.staleHtml });
   }
 
   /** A miss after a wait for the cache: the lock's turn (if the cache has a lock), then the render. */
   private async lead(miss: Miss, watch: RenderWatch): Promise<string> {
     const lock = miss.cache.lock;
-    const turn = lock === undefined ? FILL_WITHOUT_LOCK : await this.turnOf(miss, watch, lock.wait);
+    const turn = lock === undefined ? FILL_WITHOUT_LOCK : await this.turnOf(miss, watch, lock);
     if ('found' in turn) return turn.found;
     try {
       const ready = watch.beforeBody();
@@ -535,13 +539,15 @@ export class FragmentRuntime {
    * Waits for this process's turn to render a block on a cache with a lock, as a wait for its cache:
    * another process may render it meanwhile, or a stale copy may be served. A failing lock is no lock.
    */
-  private turnOf(miss: Miss, watch: RenderWatch, lockWait: number): Promise<FillTurn<string>> {
+  private turnOf(miss: Miss, watch: RenderWatch, lock: LockSettings): Promise<FillTurn<string>> {
     const { cache, key } = miss;
     const breaker = cache.breaker;
     if (!breaker.allows()) return Promise.resolve(FILL_WITHOUT_LOCK);
     const look = async () => freshHtml(await this.read(cache, key));
-    // Bounded by the lock's wait plus one operation: each look is bounded by itself.
-    const turn = breaker.guard(cache.fillTurn(key, look, miss.staleHtml), 'lock', FILL_WITHOUT_LOCK, lockWait + breaker.timeout);
+    // Bounded by the lock's wait plus its last round (a poll, a look and a try for the lock) past the
+    // deadline: each look is bounded by itself, and a healthy wait must never count as a timeout.
+    const limit = lock.wait + lock.pollInterval + 2 * breaker.timeout;
+    const turn = breaker.guard(cache.fillTurn(key, look, miss.staleHtml), 'lock', FILL_WITHOUT_LOCK, limit);
     watch.startCacheWait(miss.place);
     return watch.endCacheWaitAfter(turn);
   }
@@ -573,18 +579,15 @@ export class FragmentRuntime {
     const { stored, timeout } = withGrace(html, miss.timeout, miss.stale);
     let written: Awaitable<unknown>;
     try {
-      written = cache.setByMadeKey(miss.key, stored, timeout);
+      // The grace period may take the timeout past the longest one stored as such.
+      written = settled(breaker, cache.setByMadeKey(miss.key, stored, cache.resolveTimeout(timeout)), 'write', undefined);
     } catch (error) {
       breaker.failed('write', error);
       return html;
     }
-    if (!isPromiseLike(written)) {
-      breaker.succeeded();
-      return html;
-    }
-    const settled = breaker.guard(written, 'write', undefined);
-    return this.waitingWatch(cache, settled, miss.place, watch, miss.cannotWait)
-      .endCacheWaitAfter(settled)
+    if (!isPromiseLike(written)) return html;
+    return this.waitingWatch(cache, written, miss.place, watch, miss.cannotWait)
+      .endCacheWaitAfter(written)
       .then(() => html);
   }
 

@@ -1,0 +1,26 @@
+/**
+ * Work under way in this process, by key: whoever needs a key's result meanwhile shares it instead of
+ * doing the work again (single flight). A flight is forgotten once its result settles, either way.
+ * The template tags keep one per cache for their blocks; `BaseCache` one for `getOrSet`.
+ */
+export interface Flight {
+  /** What the work gives, or its error, for everyone who shares it. */
+  readonly result: Promise<unknown>;
+}
+
+export class Flights<F extends Flight> {
+  private readonly underway = new Map<string, F>();
+
+  get(key: string): F | undefined {
+    return this.underway.get(key);
+  }
+
+  /** Shares `flight` under `key` until its result settles. */
+  start(key: string, flight: F): void {
+    this.underway.set(key, flight);
+    const landed = () => {
+      if (this.underway.get(key) === flight) this.underway.delete(key);
+    };
+    flight.result.then(landed, landed);
+  }
+}
