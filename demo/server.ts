@@ -1,6 +1,7 @@
 /**
  * The demo site: the same page in Nunjucks and Eta, each with an expensive sidebar cached per user in
- * the in-memory default cache. `npm start`, then open the URL it prints.
+ * the in-memory default cache; and under /pages, whole pages cached per route, per visitor (Vary:
+ * Cookie), and never. `npm start`, then open the URL it prints.
  */
 import express from 'express';
 import { Eta } from 'eta';
@@ -9,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { caches, invalidateFragment, makeTemplateFragmentKey } from 'fragcache';
 import { cachePlugin } from 'fragcache/eta';
+import { cachePage, neverCache, varyOnCookie } from 'fragcache/express';
 import { CacheExtension } from 'fragcache/nunjucks';
 
 const templates = fileURLToPath(new URL('../templates/', import.meta.url));
@@ -59,8 +61,34 @@ app.post('/invalidate', async (req, res, next) => {
   }
 });
 
+const pageRuns = new Map<string, number>();
+
+/** A page of the whole-page caching demo: says when, and by which run of its handler, it was rendered. */
+function httpPage(heading: string, explanation: string): express.RequestHandler {
+  return (req, res) => {
+    const runs = (pageRuns.get(req.path) ?? 0) + 1;
+    pageRuns.set(req.path, runs);
+    const renderedAt = new Date().toISOString().slice(11, 23);
+    res.type('html').send(env.render('http.njk', { heading, explanation, renderedAt, runs, host: req.headers.host, path: req.path }));
+  };
+}
+
+app.get('/pages/cached', cachePage(30), httpPage('Cached for 30 seconds', 'cachePage(30) on the route: every visitor gets the same stored page for 30 s.'));
+app.get(
+  '/pages/per-visitor',
+  cachePage(30),
+  varyOnCookie(),
+  (req, res, next) => {
+    // A page that sets a cookie on a cookie-less request is never stored; from the next request on, it is, per visitor.
+    if (req.headers.cookie?.includes('visitor=') !== true) res.cookie('visitor', Math.random().toString(36).slice(2), { httpOnly: true });
+    next();
+  },
+  httpPage('Cached per visitor', 'cachePage(30) with varyOnCookie(): one stored page per Cookie header. Your first visit sets a visitor cookie, so it is not stored; later visits are.'),
+);
+app.get('/pages/never', neverCache(), httpPage('Never cached', 'neverCache(): Expires now and Cache-Control: max-age=0, no-cache, no-store, must-revalidate, private.'));
+
 const port = Number(process.env.PORT ?? 3000);
 const server = app.listen(port, '127.0.0.1', () => {
-  console.log(`fragcache demo: http://127.0.0.1:${port}/  (Nunjucks at /nunjucks, Eta at /eta; Ctrl-C to stop)`);
+  console.log(`fragcache demo: http://127.0.0.1:${port}/  (Nunjucks at /nunjucks, Eta at /eta, whole pages at /pages/cached; Ctrl-C to stop)`);
 });
 process.on('SIGINT', () => server.close(() => process.exit(0)));

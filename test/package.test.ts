@@ -30,7 +30,7 @@ describe('the package as installed', function () {
     const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', app], { cwd: repo });
     const [{ filename }] = JSON.parse(stdout) as Array<{ filename: string }>;
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
-    const dependencies = ['nunjucks', 'eta', 'ioredis', 'pg', '@types/node', '@types/pg', '@types/nunjucks', '@types/memjs'].map(
+    const dependencies = ['nunjucks', 'eta', 'express', 'fastify', 'ioredis', 'pg', '@types/node', '@types/pg', '@types/nunjucks', '@types/memjs'].map(
       (name) => `${name}@${installedVersion(name)}`,
     );
     await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', join(app, filename), ...dependencies], { cwd: app });
@@ -94,6 +94,36 @@ describe('the package as installed', function () {
     expect(stderr).to.equal('');
   });
 
+  it('caches whole pages with the application’s own Express and Fastify', async function () {
+    writeFileSync(
+      join(app, 'pages.mjs'),
+      `import express from 'express';
+      import Fastify from 'fastify';
+      import { cacheSite } from 'fragcache/express';
+      import { pageCache, cachePage } from 'fragcache/fastify';
+      let runs = 0;
+      const onExpress = express();
+      onExpress.use(cacheSite());
+      onExpress.get('/', (req, res) => res.send('express ' + ++runs));
+      const server = onExpress.listen(0, '127.0.0.1');
+      await new Promise((resolve) => server.once('listening', resolve));
+      const onFastify = Fastify();
+      await onFastify.register(pageCache);
+      onFastify.get('/', { config: cachePage(60) }, async () => 'fastify ' + ++runs);
+      await onFastify.listen({ port: 0, host: '127.0.0.1' });
+      const bodies = [];
+      for (const port of [server.address().port, onFastify.server.address().port]) {
+        for (let i = 0; i < 2; i++) bodies.push(await (await fetch('http://127.0.0.1:' + port + '/')).text());
+      }
+      server.close();
+      await onFastify.close();
+      console.log(JSON.stringify(bodies));`,
+    );
+    const { stdout, stderr } = await node('pages.mjs');
+    expect(JSON.parse(stdout)).to.deep.equal(['express 1', 'express 1', 'fastify 2', 'fastify 2']);
+    expect(stderr).to.equal('');
+  });
+
   it('works from CommonJS through require()', async function () {
     writeFileSync(
       join(app, 'render.cjs'),
@@ -115,7 +145,7 @@ describe('the package as installed', function () {
     /** A copy of this working tree as a fresh clone has it: sources, no node_modules, no build. */
     function clone(): string {
       const dir = mkdtempSync(join(tmpdir(), 'fragcache-clone-'));
-      for (const entry of ['package.json', 'tsconfig.json', 'tsconfig.build.json', 'scripts', 'src', 'tags']) {
+      for (const entry of ['package.json', 'tsconfig.json', 'tsconfig.build.json', 'scripts', 'src', 'tags', 'frameworks']) {
         cpSync(join(repo, entry), join(dir, entry), { recursive: true });
       }
       return dir;
@@ -155,6 +185,14 @@ describe('the package as installed', function () {
       import { CacheExtension, renderAsync } from 'fragcache/nunjucks';
       import { cachePlugin } from 'fragcache/eta';
       import { FragmentRuntime } from 'fragcache/fragments';
+      import { cachePage as routeCache, cacheSite, varyOnCookie } from 'fragcache/express';
+      import { cachePage, neverCache, pageCache } from 'fragcache/fastify';
+      import Fastify from 'fastify';
+      const app = Fastify();
+      void app.register(pageCache, { site: true, query: ['page'] });
+      app.get('/', { config: { ...cachePage(60), ...neverCache() } }, async () => 'page');
+      // @ts-expect-error -- a misspelt route option
+      app.get('/typo', { config: { cachePage: { secnds: 60 } } }, async () => 'page');
       const config: CacheConfig = {
         default: { backend: 'locmem', options: { maxEntries: 1000 } },
         shared: { backend: 'redis', location: 'redis://127.0.0.1:6379', options: { client: { connectTimeout: 50 } } },
@@ -164,7 +202,7 @@ describe('the package as installed', function () {
         stray: { backend: 'redis', options: { connectTimeout: 50 } },
       };
       caches.configure(config);
-      export const parts = [RedisCache, CacheExtension, renderAsync, cachePlugin, FragmentRuntime];
+      export const parts = [RedisCache, CacheExtension, renderAsync, cachePlugin, FragmentRuntime, routeCache(60), cacheSite(), varyOnCookie()];
     `;
 
     for (const [module, moduleResolution] of [
@@ -175,7 +213,8 @@ describe('the package as installed', function () {
     ] as const) {
       it(`with module ${module} and moduleResolution ${moduleResolution}`, async function () {
         const dir = join(app, `ts-${moduleResolution}`);
-        const compilerOptions = { module, moduleResolution, target: 'es2022', strict: true, noEmit: true, skipLibCheck: false, types: ['node'] };
+        // esModuleInterop as `tsc --init` writes it: Fastify's own types (pino's) need it when libraries are checked.
+        const compilerOptions = { module, moduleResolution, target: 'es2022', strict: true, noEmit: true, skipLibCheck: false, types: ['node'], esModuleInterop: true };
         rmSync(dir, { recursive: true, force: true });
         await run('mkdir', ['-p', dir]);
         writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions, files: ['app.ts'] }));

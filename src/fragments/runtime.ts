@@ -6,7 +6,7 @@
 import { FILL_WITHOUT_LOCK, isPromiseLike, toInteger, type Awaitable, type BaseCache, type FillTurn, type LockSettings, type Timeout } from '../base.js';
 import { CacheTagError, TemplateSyntaxError } from '../errors.js';
 import { caches as processCaches, type CacheRegistry } from '../registry.js';
-import type { CacheOperation, CircuitBreaker } from '../breaker.js';
+import { LATER_MISS, readOrMiss, writeOrSkip } from '../fail-open.js';
 import { Flights } from '../flights.js';
 import { isFresh, isStaleEnvelope, withGrace } from '../stale.js';
 import { encodeVaryOn, fragmentKeyOfEncoded, makeTemplateFragmentKey } from './keys.js';
@@ -336,18 +336,6 @@ interface Flight {
   readonly stale: string | undefined;
 }
 
-/**
- * The answer of an operation `breaker` let through: a synchronous one as it is (a success), a Promise
- * guarded by the breaker's timeout. A synchronous throw is the caller's to catch and report.
- */
-function settled<T, F>(breaker: CircuitBreaker, answer: Awaitable<T>, operation: CacheOperation, fallback: F): Awaitable<T | F> {
-  if (!isPromiseLike(answer)) {
-    breaker.succeeded();
-    return answer;
-  }
-  return breaker.guard(answer, operation, fallback);
-}
-
 /** The fresh HTML in what a key holds: a string, or a string stored with a grace period and still fresh. */
 function freshHtml(stored: unknown): string | undefined {
   if (typeof stored === 'string') return stored;
@@ -396,18 +384,11 @@ export class FragmentRuntime {
    * that cannot wait fails the same way during an outage as outside one.
    */
   private read(cache: BaseCache, key: string): Awaitable<unknown> {
-    const breaker = cache.breaker;
-    if (!breaker.allows()) return this.answersLater.has(cache) ? Promise.resolve(undefined) : undefined;
-    let entry: Awaitable<unknown>;
-    try {
-      entry = cache.getByMadeKey(key);
-    } catch (error) {
-      breaker.failed('read', error);
-      return undefined;
-    }
-    if (isPromiseLike(entry)) this.answersLater.add(cache);
-    return settled(breaker, entry, 'read', undefined);
+    const answer = readOrMiss(cache, key, this.answersLater.has(cache) ? LATER_MISS : undefined);
+    if (isPromiseLike(answer)) this.answersLater.add(cache);
+    return answer;
   }
+
 
   private cacheFor(options: BlockOptions, template: string | undefined, line: number | undefined): BaseCache {
     if (!('using' in options)) return fragmentCache(this.caches);
@@ -574,17 +555,9 @@ export class FragmentRuntime {
   private store(miss: Miss, html: string): Awaitable<string> {
     const { cache, watch } = miss;
     watch?.refuseIfBroken();
-    const breaker = cache.breaker;
-    if (!breaker.allows()) return html;
     const { stored, timeout } = withGrace(html, miss.timeout, miss.stale);
-    let written: Awaitable<unknown>;
-    try {
-      // The grace period may take the timeout past the longest one stored as such.
-      written = settled(breaker, cache.setByMadeKey(miss.key, stored, cache.resolveTimeout(timeout)), 'write', undefined);
-    } catch (error) {
-      breaker.failed('write', error);
-      return html;
-    }
+    // The grace period may take the timeout past the longest one stored as such.
+    const written = writeOrSkip(cache, miss.key, stored, cache.resolveTimeout(timeout));
     if (!isPromiseLike(written)) return html;
     return this.waitingWatch(cache, written, miss.place, watch, miss.cannotWait)
       .endCacheWaitAfter(written)

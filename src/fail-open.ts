@@ -1,0 +1,55 @@
+/**
+ * Cache operations for callers that a backend must never fail: the template tags and the page cache.
+ * An error or a timeout is told to the cache's breaker and becomes a miss or an unstored write; a cache
+ * whose breaker is open is not asked at all. A cache that answers synchronously is answered
+ * synchronously, which is what lets a hit render without an await.
+ */
+import { isPromiseLike, type Awaitable, type BaseCache, type Timeout } from './base.js';
+import type { CacheOperation, CircuitBreaker } from './breaker.js';
+
+/** A miss that answers later: what a skipped read of a cache that answers asynchronously gives. */
+export const LATER_MISS: Promise<undefined> = Promise.resolve(undefined);
+
+/**
+ * The answer of an operation the breaker let through: a synchronous one as it is (a success), a Promise
+ * guarded by the breaker's timeout.
+ */
+function settled<T, F>(breaker: CircuitBreaker, answer: Awaitable<T>, operation: CacheOperation, fallback: F): Awaitable<T | F> {
+  if (!isPromiseLike(answer)) {
+    breaker.succeeded();
+    return answer;
+  }
+  return breaker.guard(answer, operation, fallback);
+}
+
+/**
+ * What `key` holds, or `undefined` when it holds nothing or the cache failed; `skipped` (undefined, or
+ * LATER_MISS) when the breaker is open.
+ */
+export function readOrMiss(cache: BaseCache, key: string, skipped: Awaitable<undefined> = undefined): Awaitable<unknown> {
+  const breaker = cache.breaker;
+  if (!breaker.allows()) return skipped;
+  let entry: Awaitable<unknown>;
+  try {
+    entry = cache.getByMadeKey(key);
+  } catch (error) {
+    breaker.failed('read', error);
+    return undefined;
+  }
+  return settled(breaker, entry, 'read', undefined);
+}
+
+/**
+ * Stores `value` under `key` for `timeout` (resolved seconds), if the cache can: a failed or skipped
+ * write is only the breaker's concern. Synchronous where the cache is.
+ */
+export function writeOrSkip(cache: BaseCache, key: string, value: unknown, timeout: Timeout): Awaitable<unknown> {
+  const breaker = cache.breaker;
+  if (!breaker.allows()) return undefined;
+  try {
+    return settled(breaker, cache.setByMadeKey(key, value, timeout), 'write', undefined);
+  } catch (error) {
+    breaker.failed('write', error);
+    return undefined;
+  }
+}
