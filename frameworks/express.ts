@@ -3,7 +3,7 @@
  * on Node's http), with the Vary and Cache-Control helpers of Django's django/utils/cache.py and
  * django/views/decorators. docs/http-caching.md shows each in use.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import {
   NOT_CACHED,
   PageCache,
@@ -59,6 +59,8 @@ interface Recording {
   readonly miss: PageMiss;
   /** From `plan`, once the headers are known: seconds to store the page for, or undefined. */
   seconds?: number;
+  /** The headers when the page cache saw them, just before they went out. */
+  headers?: OutgoingHttpHeaders;
   /** Set once the body was written in pieces: such a response is not stored. */
   streamed: boolean;
 }
@@ -100,7 +102,12 @@ function watchOf(res: ServerResponse): ResponseWatch {
     const headers = headersOf(this);
     for (const patch of created.patches) patch(headers);
     const recording = created.recording;
-    if (recording !== undefined) recording.seconds = recording.miss.pages.plan(recording.miss, this.statusCode, headers);
+    if (recording !== undefined) {
+      recording.seconds = recording.miss.pages.plan(recording.miss, this.statusCode, headers);
+      // The page as this point of the chain sends it: what middleware installed before the page cache
+      // adds from here on (compression's Content-Encoding, a session's cookie) it adds again on a hit.
+      recording.headers = this.getHeaders();
+    }
     if (message !== undefined) this.statusMessage = message;
     return writeHead.call(this, this.statusCode);
   } as ServerResponse['writeHead'];
@@ -119,7 +126,7 @@ function watchOf(res: ServerResponse): ResponseWatch {
     const recording = created.recording;
     if (recording !== undefined) {
       const [chunk, encoding] = args;
-      recording.miss.pages.finish(recording.miss, recording.seconds, this.getHeaders(), recording.streamed ? undefined : bodyOf(chunk, encoding));
+      recording.miss.pages.finish(recording.miss, recording.seconds, recording.headers ?? this.getHeaders(), recording.streamed ? undefined : bodyOf(chunk, encoding));
     }
     return ended;
   } as ServerResponse['end'];

@@ -4,11 +4,13 @@
  * hit from a miss.
  */
 import { expect } from 'chai';
+import compression from 'compression';
 import express from 'express';
 import Fastify from 'fastify';
 import { get as httpGet, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
+import { gunzipSync } from 'node:zlib';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CacheRegistry, type CacheConfig, type CacheIncident } from 'fragcache';
 import * as onExpress from 'fragcache/express';
@@ -338,6 +340,44 @@ function pageCacheSuite(framework: Framework, backend: string, config: () => Cac
     });
   });
 }
+
+describe('Express page cache behind compression', function () {
+  /** The raw body of a GET with `headers`, and its Content-Encoding and Age. */
+  function rawGet(base: string, headers: Record<string, string>): Promise<{ body: Buffer; encoding: string | undefined; age: string | undefined }> {
+    return new Promise((resolve, reject) => {
+      httpGet(`${base}/page`, { headers }, (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => resolve({ body: Buffer.concat(chunks), encoding: response.headers['content-encoding'], age: response.headers.age as string | undefined }));
+      }).on('error', reject);
+    });
+  }
+
+  it('stores the page as the handler sent it, and compresses each hit for its request', async function () {
+    const caches = new CacheRegistry({ default: { backend: 'locmem', location: unique('compressed') } });
+    const app = express();
+    app.use(compression({ threshold: 0 }));
+    app.use(onExpress.cacheSite({ caches }));
+    let runs = 0;
+    app.get('/page', (_req, res) => res.send(`<p>page ${++runs}</p>`.repeat(20)));
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const page = '<p>page 1</p>'.repeat(20);
+      const gzipMiss = await rawGet(base, { 'Accept-Encoding': 'gzip' });
+      expect([gzipMiss.encoding, gunzipSync(gzipMiss.body).toString()]).to.deep.equal(['gzip', page]);
+      const gzipHit = await rawGet(base, { 'Accept-Encoding': 'gzip' });
+      expect([gzipHit.encoding, gunzipSync(gzipHit.body).toString(), gzipHit.age]).to.deep.equal(['gzip', page, '0']);
+      const plainHit = await rawGet(base, {});
+      expect([plainHit.encoding, plainHit.body.toString(), plainHit.age]).to.deep.equal([undefined, page, '0']);
+      expect(runs).to.equal(1);
+    } finally {
+      server.close();
+      await caches.close();
+    }
+  });
+});
 
 describe('Page caching over HTTP', function () {
   let redis: RestartableServer;
