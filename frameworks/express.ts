@@ -57,6 +57,8 @@ function headersOf(res: ServerResponse): HeaderAccess {
 /** A response that one page cache may store: its miss, and what it has learned about the response. */
 interface Recording {
   readonly miss: PageMiss;
+  /** The headers set before the page cache looked the page up (by what also runs on hits). */
+  readonly earlier: OutgoingHttpHeaders;
   /** From `plan`, once the headers are known: seconds to store the page for, or undefined. */
   seconds?: number;
   /** The headers when the page cache saw them, just before they went out. */
@@ -126,7 +128,7 @@ function watchOf(res: ServerResponse): ResponseWatch {
     const recording = created.recording;
     if (recording !== undefined) {
       const [chunk, encoding] = args;
-      recording.miss.pages.finish(recording.miss, recording.seconds, recording.headers ?? this.getHeaders(), recording.streamed ? undefined : bodyOf(chunk, encoding));
+      recording.miss.pages.finish(recording.miss, recording.seconds, recording.headers ?? this.getHeaders(), recording.earlier, recording.streamed ? undefined : bodyOf(chunk, encoding));
     }
     return ended;
   } as ServerResponse['end'];
@@ -164,13 +166,13 @@ function pageCacheMiddleware(pages: PageCache): Middleware {
     const answer = (lookup: PageLookup) => {
       if (lookup === NOT_CACHED) return next();
       if ('page' in lookup) return send(res, lookup, request);
-      watchOf(res).recording = { miss: lookup.miss, streamed: false };
+      watchOf(res).recording = { miss: lookup.miss, earlier: res.getHeaders(), streamed: false };
       // A response that ends without finishing (a broken connection) releases its waiters too.
       res.once('close', () => lookup.miss.settle());
       next();
     };
     const looked = pages.lookup(request);
-    if (looked instanceof Promise) looked.then(answer, next);
+    if (looked instanceof Promise) looked.then(answer).catch(next);
     else answer(looked);
   };
 }

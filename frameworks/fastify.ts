@@ -4,7 +4,6 @@
  * (`{ config: { ...cachePage(900), ...varyOnCookie() } }`). docs/http-caching.md shows each in use.
  */
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
-import type { OutgoingHttpHeaders } from 'node:http';
 import {
   NOT_CACHED,
   PageCache,
@@ -20,6 +19,7 @@ import {
   type PageLookup,
   type PageMiss,
   type PageRequest,
+  type SentHeaders,
   type StoredPage,
 } from 'fragcache/pages';
 
@@ -67,8 +67,11 @@ function headersOf(reply: FastifyReply): HeaderAccess {
   };
 }
 
-/** A response being recorded for a page cache, or one the cache has answered. */
-type Recording = { readonly miss: PageMiss } | { readonly hit: true };
+/**
+ * A response being recorded for a page cache, with the headers it had when the lookup missed (set by
+ * what also runs on hits), or one the cache has answered.
+ */
+type Recording = { readonly miss: PageMiss; readonly earlier: SentHeaders } | { readonly hit: true };
 
 function send(reply: FastifyReply, page: StoredPage, request: PageRequest): FastifyReply {
   const { status, headers, body } = cachedResponse(page, request);
@@ -117,13 +120,13 @@ export const pageCache: FastifyPluginCallback<PageCachePluginOptions> = (app, op
         return send(reply, lookup.page, page);
       }
       const { miss } = lookup;
-      recordings.set(request, { miss });
+      recordings.set(request, { miss, earlier: reply.getHeaders() });
       // A response that ends without finishing (a broken connection) releases its waiters too.
       reply.raw.once('close', () => miss.settle());
       next();
     };
     const looked = pages.lookup(page);
-    if (looked instanceof Promise) looked.then(answer, next);
+    if (looked instanceof Promise) looked.then(answer).catch(next);
     else answer(looked);
   });
 
@@ -133,9 +136,9 @@ export const pageCache: FastifyPluginCallback<PageCachePluginOptions> = (app, op
     const headers = headersOf(reply);
     applyRouteHeaders(request.routeOptions.config, headers);
     if (recording !== undefined) {
-      const { miss } = recording;
+      const { miss, earlier } = recording;
       const seconds = miss.pages.plan(miss, reply.statusCode, headers);
-      miss.pages.finish(miss, seconds, reply.getHeaders() as OutgoingHttpHeaders, bodyOf(payload));
+      miss.pages.finish(miss, seconds, reply.getHeaders(), earlier, bodyOf(payload));
     }
     next(null, payload);
   });

@@ -7,8 +7,9 @@
 import { isPromiseLike, type Awaitable, type BaseCache, type Timeout } from './base.js';
 import type { CacheOperation, CircuitBreaker } from './breaker.js';
 
-/** A miss that answers later: what a skipped read of a cache that answers asynchronously gives. */
-export const LATER_MISS: Promise<undefined> = Promise.resolve(undefined);
+function missNow(): undefined {
+  return undefined;
+}
 
 /**
  * The answer of an operation the breaker let through: a synchronous one as it is (a success), a Promise
@@ -23,12 +24,12 @@ function settled<T, F>(breaker: CircuitBreaker, answer: Awaitable<T>, operation:
 }
 
 /**
- * What `key` holds, or `undefined` when it holds nothing or the cache failed; `skipped` (undefined, or
- * LATER_MISS) when the breaker is open.
+ * What `key` holds, or `undefined` when it holds nothing or the cache failed. When the breaker is open
+ * the cache is not asked, and the answer is `whenSkipped(cache)`'s: by default a miss.
  */
-export function readOrMiss(cache: BaseCache, key: string, skipped: Awaitable<undefined> = undefined): Awaitable<unknown> {
+export function readOrMiss(cache: BaseCache, key: string, whenSkipped: (cache: BaseCache) => Awaitable<undefined> = missNow): Awaitable<unknown> {
   const breaker = cache.breaker;
-  if (!breaker.allows()) return skipped;
+  if (!breaker.allows()) return whenSkipped(cache);
   let entry: Awaitable<unknown>;
   try {
     entry = cache.getByMadeKey(key);

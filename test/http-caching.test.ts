@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import compression from 'compression';
 import express from 'express';
 import Fastify from 'fastify';
-import { get as httpGet, type IncomingHttpHeaders } from 'node:http';
+import { get as httpGet, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
@@ -15,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CacheRegistry, type CacheConfig, type CacheIncident } from 'fragcache';
 import * as onExpress from 'fragcache/express';
 import * as onFastify from 'fragcache/fastify';
-import type { PageCacheOptions } from 'fragcache/pages';
+import { pageKey, type PageCacheOptions } from 'fragcache/pages';
 import { startRedis, type RestartableServer } from '../servers/index.js';
 import { unique } from './helpers.js';
 
@@ -81,11 +81,18 @@ class Handlers {
   }
 }
 
+/** What runs before the page cache on every request: a header that tells whose request it answers. */
+function echoVisitor(req: IncomingMessage, res: ServerResponse, next: () => void): void {
+  res.setHeader('X-Visitor', req.headers['x-visitor'] ?? 'nobody');
+  next();
+}
+
 const expressFramework: Framework = {
   name: 'Express',
   async start(options) {
     const handlers = new Handlers();
     const app = express();
+    app.use(echoVisitor);
     app.use(onExpress.cacheSite(options));
     for (const route of ROUTES) {
       const chain: onExpress.Middleware[] = [];
@@ -119,6 +126,7 @@ const fastifyFramework: Framework = {
   async start(options) {
     const handlers = new Handlers();
     const app = Fastify();
+    app.addHook('onRequest', (request, reply, done) => echoVisitor(request.raw, reply.raw, done));
     await app.register(onFastify.pageCache, { ...options, site: true });
     for (const route of ROUTES) {
       const config = {
@@ -177,11 +185,13 @@ function pageCacheSuite(framework: Framework, backend: string, config: () => Cac
   describe(`${framework.name} page cache on ${backend}`, function () {
     let caches: CacheRegistry;
     let site: Site;
+    let keyPrefix: string;
     const get = (path: string, init?: RequestInit) => request(site, path, init);
 
     beforeEach(async function () {
       caches = new CacheRegistry(config());
-      site = await framework.start({ caches, seconds: 60, keyPrefix: unique('site') });
+      keyPrefix = unique('site');
+      site = await framework.start({ caches, seconds: 60, keyPrefix });
     });
     afterEach(async function () {
       await site.close();
@@ -199,6 +209,22 @@ function pageCacheSuite(framework: Framework, backend: string, config: () => Cac
       expect(hit.headers.get('age')).to.equal('0');
       expect(hit.headers.get('content-type')).to.equal(miss.headers.get('content-type'));
       expect(hit.headers.get('expires')).to.equal(miss.headers.get('expires'));
+    });
+
+    it('gives each hit the headers of what runs before the page cache, for its own request', async function () {
+      expect((await get('/page', { headers: { 'X-Visitor': 'ann' } })).headers.get('x-visitor')).to.equal('ann');
+      const hit = await get('/page', { headers: { 'X-Visitor': 'bob' } });
+      expect([hit.headers.get('x-visitor'), hit.headers.get('age')]).to.deep.equal(['bob', '0']);
+      expect((await get('/page')).headers.get('x-visitor')).to.equal('nobody');
+      expect(site.runs('/page')).to.equal(1);
+    });
+
+    it('takes a corrupt stored page for a miss, and replaces it', async function () {
+      await get('/page');
+      const url = `${site.base}/page`;
+      await caches.default.set(pageKey(keyPrefix, 'GET', url, [], {}), { headers: { etag: { not: 'a header' } }, body: 'poisoned', storedAt: 0 });
+      expect((await get('/page')).body).to.equal('GET /page #2 cookie=');
+      expect((await get('/page')).body).to.equal('GET /page #2 cookie=');
     });
 
     it('counts Age from when the page was stored', async function () {

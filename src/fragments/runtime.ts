@@ -6,7 +6,7 @@
 import { FILL_WITHOUT_LOCK, isPromiseLike, toInteger, type Awaitable, type BaseCache, type FillTurn, type LockSettings, type Timeout } from '../base.js';
 import { CacheTagError, TemplateSyntaxError } from '../errors.js';
 import { caches as processCaches, type CacheRegistry } from '../registry.js';
-import { LATER_MISS, readOrMiss, writeOrSkip } from '../fail-open.js';
+import { readOrMiss, writeOrSkip } from '../fail-open.js';
 import { Flights } from '../flights.js';
 import { isFresh, isStaleEnvelope, withGrace } from '../stale.js';
 import { encodeVaryOn, fragmentKeyOfEncoded, makeTemplateFragmentKey } from './keys.js';
@@ -336,6 +336,9 @@ interface Flight {
   readonly stale: string | undefined;
 }
 
+/** A miss that answers later: what a skipped read of a cache that answers asynchronously gives. */
+const LATER_MISS: Promise<undefined> = Promise.resolve(undefined);
+
 /** The fresh HTML in what a key holds: a string, or a string stored with a grace period and still fresh. */
 function freshHtml(stored: unknown): string | undefined {
   if (typeof stored === 'string') return stored;
@@ -354,6 +357,8 @@ export class FragmentRuntime {
   private readonly flights = new WeakMap<BaseCache, Flights<Flight>>();
   /** The caches that have answered a read with a Promise. */
   private readonly answersLater = new WeakSet<BaseCache>();
+  /** A read its cache's breaker skipped answers as the cache does: later, if the cache ever has. */
+  private readonly skippedRead = (cache: BaseCache): Awaitable<undefined> => (this.answersLater.has(cache) ? LATER_MISS : undefined);
   /** The flight each render is waiting for, which tells a wait that would never end. */
   private readonly following = new WeakMap<RenderWatch, Flight>();
 
@@ -384,7 +389,7 @@ export class FragmentRuntime {
    * that cannot wait fails the same way during an outage as outside one.
    */
   private read(cache: BaseCache, key: string): Awaitable<unknown> {
-    const answer = readOrMiss(cache, key, this.answersLater.has(cache) ? LATER_MISS : undefined);
+    const answer = readOrMiss(cache, key, this.skippedRead);
     if (isPromiseLike(answer)) this.answersLater.add(cache);
     return answer;
   }

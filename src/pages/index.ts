@@ -22,4 +22,4 @@ export type { CacheControlDirectives, HeaderAccess, ResponseHelpers } from './he
 export { headerListKey, learnHeaderList, pageKey, pageUrl } from './keys.js';
 export type { PageRequest } from './keys.js';
 export { DEFAULT_PAGE_SECONDS, NOT_CACHED, PageCache, PageMiss, cachedResponse } from './page-cache.js';
-export type { CachedResponse, PageCacheOptions, PageLookup, StoredPage } from './page-cache.js';
+export type { CachedResponse, PageCacheOptions, PageLookup, SentHeaders, StoredPage } from './page-cache.js';

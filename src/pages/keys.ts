@@ -22,6 +22,9 @@ function md5(text: string): string {
   return createHash('md5').update(text).digest('hex');
 }
 
+/** The digest of no header values: a page that varies on nothing hashes nothing for it. */
+const NO_VALUES_DIGEST = md5('');
+
 /**
  * The URL a page is cached under. With `query` (an allow-list), only those parameters count, in name
  * order, so `?b=2&a=1&utm_source=x` and `?a=1&b=2` are one page; without it, the query as requested.
@@ -37,9 +40,17 @@ export function pageUrl(request: PageRequest, query: ReadonlySet<string> | undef
   return kept.length === 0 ? origin + path : `${origin + path}?${new URLSearchParams(kept).toString()}`;
 }
 
-/** The key of the entry that lists the headers the page at `url` varies on. */
-export function headerListKey(keyPrefix: string, url: string): string {
-  return `views.decorators.cache.cache_header.${keyPrefix}.${md5(url)}`;
+/**
+ * The key of the entry that lists the headers the page at `url` varies on. `urlDigest` is the URL's
+ * digest when the caller has it already (a request's two keys share it).
+ */
+export function headerListKey(keyPrefix: string, url: string, urlDigest = md5(url)): string {
+  return `views.decorators.cache.cache_header.${keyPrefix}.${urlDigest}`;
+}
+
+/** The digest of a page URL, which both of its keys hold. */
+export function digestOfUrl(url: string): string {
+  return md5(url);
 }
 
 /**
@@ -55,14 +66,15 @@ export function learnHeaderList(vary: string | undefined): string[] | undefined 
 /**
  * The key of the page at `url` for `method` and the values of the `headerList` headers in `headers`.
  * Each value is written with its name and length, so no two different sets of values share a digest
- * (Django concatenates them, so `a` + `bc` and `ab` + `c` collide there).
+ * (Django concatenates them, so `a` + `bc` and `ab` + `c` collide there). `urlDigest` as for
+ * `headerListKey`.
  */
-export function pageKey(keyPrefix: string, method: string, url: string, headerList: readonly string[], headers: IncomingHttpHeaders): string {
+export function pageKey(keyPrefix: string, method: string, url: string, headerList: readonly string[], headers: IncomingHttpHeaders, urlDigest = md5(url)): string {
   let varied = '';
   for (const name of headerList) {
     const value = headers[name];
     const text = Array.isArray(value) ? value.join(', ') : value;
     varied += text === undefined ? `${name}-,` : `${name}:${text.length}:${text},`;
   }
-  return `views.decorators.cache.cache_page.${keyPrefix}.${method}.${md5(url)}.${md5(varied)}`;
+  return `views.decorators.cache.cache_page.${keyPrefix}.${method}.${urlDigest}.${varied === '' ? NO_VALUES_DIGEST : md5(varied)}`;
 }

@@ -8,12 +8,11 @@
  * for it instead of rendering it again (single flight).
  */
 import { isUtf8 } from 'node:buffer';
-import type { OutgoingHttpHeaders } from 'node:http';
 import { isPromiseLike, type Awaitable, type BaseCache } from '../base.js';
 import { readOrMiss, writeOrSkip } from '../fail-open.js';
 import { caches as processCaches, type CacheRegistry } from '../registry.js';
 import { hasDirective, headerText, maxAgeOf, noCacheFields, patchResponseHeaders, variesOn, type HeaderAccess } from './headers.js';
-import { headerListKey, learnHeaderList, pageKey, pageUrl, type PageRequest } from './keys.js';
+import { digestOfUrl, headerListKey, learnHeaderList, pageKey, pageUrl, type PageRequest } from './keys.js';
 
 export interface PageCacheOptions {
   /** The registry whose caches pages are stored in. Default: the process-wide `caches`. */
@@ -35,6 +34,9 @@ export interface PageCacheOptions {
    */
   query?: readonly string[];
 }
+
+/** A response's headers by lower-case name, as Node's `getHeaders()` and Fastify's give them. */
+export type SentHeaders = Readonly<Record<string, number | string | readonly string[] | undefined>>;
 
 /** Django's CACHE_MIDDLEWARE_SECONDS. */
 export const DEFAULT_PAGE_SECONDS = 600;
@@ -108,6 +110,8 @@ export class PageMiss {
     readonly cache: BaseCache,
     readonly request: PageRequest,
     readonly url: string,
+    /** The URL's digest, which both of the page's keys hold. */
+    readonly urlDigest: string,
     private readonly flight: Flight | undefined,
   ) {}
 
@@ -133,11 +137,16 @@ function isHeaderList(value: unknown): value is string[] {
   return Array.isArray(value) && value.every((name) => typeof name === 'string');
 }
 
+function isHeaderValue(value: unknown): value is string | string[] {
+  return typeof value === 'string' || (Array.isArray(value) && value.every((item) => typeof item === 'string'));
+}
+
 /** Whether a stored value is a page: a foreign or corrupt entry is a miss, never a broken response. */
 function isStoredPage(value: unknown): value is StoredPage {
   if (typeof value !== 'object' || value === null) return false;
   const page = value as Partial<StoredPage>;
-  return typeof page.body === 'string' && typeof page.storedAt === 'number' && typeof page.headers === 'object' && page.headers !== null;
+  const { headers } = page;
+  return typeof page.body === 'string' && typeof page.storedAt === 'number' && typeof headers === 'object' && headers !== null && Object.values(headers).every(isHeaderValue);
 }
 
 /** Headers that belong to one connection or one moment, never to a stored page. */
@@ -154,15 +163,16 @@ function weakTag(tag: string): string {
 /** Whether a conditional request already has the stored page, so that a 304 answers it. */
 function notModified(request: PageRequest, page: StoredPage): boolean {
   const { headers } = request;
-  if (hasDirective(headerText(headers['cache-control']), 'no-cache')) return false;
   const ifNoneMatch = headers['if-none-match'];
+  const ifModifiedSince = headers['if-modified-since'];
+  if (ifNoneMatch === undefined && ifModifiedSince === undefined) return false;
+  if (hasDirective(headerText(headers['cache-control']), 'no-cache')) return false;
   if (ifNoneMatch !== undefined) {
     const etag = headerText(page.headers.etag);
     if (etag === undefined) return false;
     const wanted = weakTag(etag);
     return ifNoneMatch.split(',').some((tag) => tag.trim() === '*' || weakTag(tag.trim()) === wanted);
   }
-  const ifModifiedSince = headers['if-modified-since'];
   const lastModified = headerText(page.headers['last-modified']);
   if (ifModifiedSince === undefined || lastModified === undefined) return false;
   const since = Date.parse(ifModifiedSince);
@@ -206,32 +216,34 @@ export class PageCache {
     if (request.method !== 'GET' && request.method !== 'HEAD') return NOT_CACHED;
     const cache = this.caches.get(this.alias);
     const url = pageUrl(request, this.query);
-    const listKey = cache.makeKey(headerListKey(this.keyPrefix, url));
+    const urlDigest = digestOfUrl(url);
+    const listKey = cache.makeKey(headerListKey(this.keyPrefix, url, urlDigest));
+    const missOrFollow = (flightKey: string) => this.missOrFollow(cache, request, url, urlDigest, flightKey);
     return andThen(readOrMiss(cache, listKey), (stored) => {
-      if (!isHeaderList(stored)) return this.missOrFollow(cache, request, url, `${request.method} ${listKey}`);
-      const keyFor = (method: string) => cache.makeKey(pageKey(this.keyPrefix, method, url, stored, request.headers));
+      if (!isHeaderList(stored)) return missOrFollow(`${request.method} ${listKey}`);
+      const keyFor = (method: string) => cache.makeKey(pageKey(this.keyPrefix, method, url, stored, request.headers, urlDigest));
       const getKey = keyFor('GET');
       return andThen(readOrMiss(cache, getKey), (page) => {
         if (isStoredPage(page)) return { page };
-        if (request.method === 'GET') return this.missOrFollow(cache, request, url, getKey);
+        if (request.method === 'GET') return missOrFollow(getKey);
         const headKey = keyFor('HEAD');
-        return andThen(readOrMiss(cache, headKey), (headPage) => (isStoredPage(headPage) ? { page: headPage } : this.missOrFollow(cache, request, url, headKey)));
+        return andThen(readOrMiss(cache, headKey), (headPage) => (isStoredPage(headPage) ? { page: headPage } : missOrFollow(headKey)));
       });
     });
   }
 
   /** A miss that renders the page, or, while another request renders it, that request's page. */
-  private missOrFollow(cache: BaseCache, request: PageRequest, url: string, flightKey: string): Awaitable<PageLookup> {
+  private missOrFollow(cache: BaseCache, request: PageRequest, url: string, urlDigest: string, flightKey: string): Awaitable<PageLookup> {
     const flights = flightsOf(cache);
     const underway = flights.get(flightKey);
-    if (underway === undefined) return { miss: new PageMiss(this, cache, request, url, new Flight(flights, flightKey)) };
+    if (underway === undefined) return { miss: new PageMiss(this, cache, request, url, urlDigest, new Flight(flights, flightKey)) };
     return underway.result.then((landing) => {
       const { key, headerList, page } = landing;
-      if (page !== undefined && headerList !== undefined && key === cache.makeKey(pageKey(this.keyPrefix, request.method, url, headerList, request.headers))) {
+      if (page !== undefined && headerList !== undefined && key === cache.makeKey(pageKey(this.keyPrefix, request.method, url, headerList, request.headers, urlDigest))) {
         return { page };
       }
       // The page was not stored, or varies on a header this request has another value of.
-      return { miss: new PageMiss(this, cache, request, url, undefined) };
+      return { miss: new PageMiss(this, cache, request, url, urlDigest, undefined) };
     });
   }
 
@@ -264,30 +276,38 @@ export class PageCache {
   /**
    * Django's UpdateCacheMiddleware, once the response has been sent: stores it for `seconds` (from
    * `plan`), with `headers` as sent and `body` (text is UTF-8; undefined: streamed, never stored), and
-   * releases the requests waiting for it. The writes are not awaited: a failing cache fails no response.
+   * releases the requests waiting for it. `earlier` are the headers the response had when the lookup
+   * missed, set by what runs before the page cache on every request, hits included: those it still has
+   * unchanged are not stored, so that each hit carries its own (a CORS origin, a session's cookie).
+   * The writes are not awaited: a failing cache fails no response.
    */
-  finish(miss: PageMiss, seconds: number | undefined, headers: OutgoingHttpHeaders, body: string | Uint8Array | undefined): void {
+  finish(miss: PageMiss, seconds: number | undefined, headers: SentHeaders, earlier: SentHeaders, body: string | Uint8Array | undefined): void {
     if (seconds === undefined || body === undefined) return miss.settle();
     const vary = headerText(headers.vary);
     const headerList = learnHeaderList(vary);
     if (headerList === undefined) return miss.settle();
-    const page = storedPage(headers, body);
-    const { cache, request, url } = miss;
-    const key = cache.makeKey(pageKey(this.keyPrefix, request.method, url, headerList, request.headers));
+    const page = storedPage(headers, earlier, body);
+    const { cache, request, url, urlDigest } = miss;
+    const key = cache.makeKey(pageKey(this.keyPrefix, request.method, url, headerList, request.headers, urlDigest));
     const timeout = cache.resolveTimeout(seconds);
-    writeOrSkip(cache, cache.makeKey(headerListKey(this.keyPrefix, url)), headerList, timeout);
+    writeOrSkip(cache, cache.makeKey(headerListKey(this.keyPrefix, url, urlDigest)), headerList, timeout);
     writeOrSkip(cache, key, page, timeout);
     miss.settle({ key, headerList, page });
   }
 }
 
-/** The page to store for a response: its headers but those of the moment, and its body. */
-function storedPage(headers: OutgoingHttpHeaders, body: string | Uint8Array): StoredPage {
+/** Whether a header still has the value it had earlier (the same text, or the same list). */
+function unchanged(value: SentHeaders[string], earlier: SentHeaders[string]): boolean {
+  return earlier !== undefined && headerText(value) === headerText(earlier);
+}
+
+/** The page to store for a response: its headers but those of the moment and the earlier ones, and its body. */
+function storedPage(headers: SentHeaders, earlier: SentHeaders, body: string | Uint8Array): StoredPage {
   const unrepeatable = noCacheFields(headerText(headers['cache-control']));
   const kept: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || UNSTORED_HEADERS.has(name) || (unrepeatable !== true && unrepeatable.includes(name))) continue;
-    kept[name] = Array.isArray(value) ? value.map(String) : String(value);
+    if (value === undefined || UNSTORED_HEADERS.has(name) || unchanged(value, earlier[name]) || (unrepeatable !== true && unrepeatable.includes(name))) continue;
+    kept[name] = typeof value === 'object' ? [...value] : String(value);
   }
   const storedAt = Date.now();
   if (typeof body === 'string') return { headers: kept, body, storedAt };
