@@ -12,6 +12,7 @@ import { fragmentHit, type FragmentResult } from './fragment-hit.js';
 import { importTimes, type ImportResult } from './import-time.js';
 import { formatRate, printTable } from './measure.js';
 import { locmemMemory, type MemoryResult, type MemorySample } from './memory.js';
+import { invalidationLatency, nearGets, nearMemory, type InvalidationResult, type NearGetResult, type NearMemoryResult } from './near-cache.js';
 import { redisOutage, type OutageResult } from './outage.js';
 import { pageCaching, type PageCacheResult } from './page-cache.js';
 import { coldStampede, type StampedeResult } from './stampede.js';
@@ -24,6 +25,7 @@ interface Results {
   stampede: StampedeResult[];
   outage: OutageResult[];
   pages: PageCacheResult[];
+  near: { gets: NearGetResult; invalidation: InvalidationResult; memory: NearMemoryResult };
   memory: MemoryResult;
   imports: ImportResult[];
 }
@@ -87,6 +89,41 @@ function memoryRows(memory: MemoryResult): string[][] {
   return stages.map(([stage, sample]) => [stage, sample.heapUsedMiB.toFixed(1), sample.rssMiB.toFixed(1)]);
 }
 const MEMORY_HEADER = ['locmem', 'live heap MiB', 'resident MiB'];
+
+const NEAR_TARGET_HEADER = ['near cache in front of Redis', 'measured', 'target'];
+
+function nearTargetRows(fragments: FragmentResult[], near: Results['near']): string[][] {
+  const hit = (engine: string, backend: string) => fragments.find((r) => r.engine === engine && r.mode === 'renderAsync' && r.backend === backend)!.hitPerSecond;
+  const { gets, invalidation } = near;
+  return [
+    ['Nunjucks renderAsync hit, near ÷ locmem', ratio(hit('nunjucks', NEAR), hit('nunjucks', 'locmem')), '≥ 0.5'],
+    ['Eta renderAsync hit, near ÷ locmem', ratio(hit('eta', NEAR), hit('eta', 'locmem')), '≥ 0.5'],
+    ['Nunjucks renderAsync hit, near ÷ plain Redis', ratio(hit('nunjucks', NEAR), hit('nunjucks', 'redis')), ''],
+    ['get, near ÷ locmem', ratio(gets.near, gets.locmem), '≥ 0.5'],
+    ['get, near ÷ bentocache L1+L2', ratio(gets.near, gets.bentocache), '≥ 10'],
+    [`invalidation in another process, p50 / p99 / max ms (${invalidation.writes} writes)`, [invalidation.p50, invalidation.p99, invalidation.max].map((ms) => ms.toFixed(2)).join(' / '), 'p99 ≤ 50'],
+  ];
+}
+
+const NEAR_GET_HEADER = ['get, one key, side by side', 'gets/s'];
+
+function nearGetRows({ gets }: Results['near']): string[][] {
+  return [
+    ['locmem', formatRate(gets.locmem)],
+    ['Redis with near cache', formatRate(gets.near)],
+    ['Redis', formatRate(gets.redis)],
+    ['bentocache (memory L1 + Redis L2 + bus)', formatRate(gets.bentocache)],
+  ];
+}
+
+const NEAR_MEMORY_HEADER = ['distinct keys read', 'live heap MiB', 'entries held'];
+
+function nearMemoryRows({ memory }: Results['near']): string[][] {
+  return memory.samples.map((s) => [s.keys.toLocaleString('en-US'), s.heapUsedMiB.toFixed(1), s.entries.toLocaleString('en-US')]);
+}
+
+/** The name of the near-cached Redis in the fragment results. */
+const NEAR = 'redis (near cache)';
 
 function markdownTable(header: string[], rows: string[][]): string {
   return [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`, ...rows.map((row) => `| ${row.join(' | ')} |`)].join('\n');
@@ -175,6 +212,19 @@ function report(results: Results): string {
     '',
     markdownTable(PAGE_HEADER, pageRows(results.pages)),
     '',
+    '### Near cache in front of Redis',
+    '',
+    'The same pages and gets on a Redis with `nearCache` (docs/backends/redis.md), side by side with locmem,',
+    'plain Redis and bentocache\'s two-tier cache; the latency of an invalidation from the write\'s',
+    'acknowledgement in one process to its near cache dropping the key in another; and the live heap of a',
+    `process reading ${results.near.memory.samples.at(-1)!.keys.toLocaleString('en-US')} distinct ${results.near.memory.fragmentBytes}-byte fragments through a near cache of maxBytes ${results.near.memory.maxBytes / 2 ** 20} MiB.`,
+    '',
+    markdownTable(NEAR_TARGET_HEADER, nearTargetRows(results.fragments, results.near)),
+    '',
+    markdownTable(NEAR_GET_HEADER, nearGetRows(results.near)),
+    '',
+    markdownTable(NEAR_MEMORY_HEADER, nearMemoryRows(results.near)),
+    '',
     '### Memory (locmem)',
     '',
     `maxEntries ${results.memory.maxEntries.toLocaleString('en-US')}, ${results.memory.fragmentBytes}-byte fragments, each a distinct string. ` +
@@ -200,7 +250,7 @@ async function main(): Promise<void> {
     const locations = { redis: redis.url, memcached: memcached[0]!, postgres: postgres.connectionString };
     const fragmentBackends = { locmem: { backend: 'locmem', location: 'bench-fragments' }, redis: { backend: 'redis', location: redis.url } } satisfies CacheConfig;
 
-    const fragments = await fragmentHit(fragmentBackends);
+    const fragments = await fragmentHit({ ...fragmentBackends, [NEAR]: { backend: 'redis', location: redis.url, keyPrefix: 'near', options: { nearCache: true } } });
     printTable('Fragment hit (renders/s)', FRAGMENT_HEADER, fragmentRows(fragments));
     const operations = await backendOperations(locations);
     printTable('Backend operations (ops/s)', OPERATION_HEADER, operationRows(operations));
@@ -210,12 +260,16 @@ async function main(): Promise<void> {
     printTable('Outage: Redis killed', OUTAGE_HEADER, outageRows(outage));
     const pages = await pageCaching(redis.url);
     printTable('Whole pages over HTTP', PAGE_HEADER, pageRows(pages));
+    const near = { gets: await nearGets(redis.url), invalidation: await invalidationLatency(redis.url), memory: nearMemory(redis.url) };
+    printTable('Near cache in front of Redis', NEAR_TARGET_HEADER, nearTargetRows(fragments, near));
+    printTable('Near cache: get', NEAR_GET_HEADER, nearGetRows(near));
+    printTable('Near cache: memory', NEAR_MEMORY_HEADER, nearMemoryRows(near));
     const memory = locmemMemory();
     printTable('Memory', MEMORY_HEADER, memoryRows(memory));
     const imports = importTimes();
     printTable('Start-up: import()', IMPORT_HEADER, importRows(imports));
 
-    const results: Results = { date: new Date().toISOString(), machine: machine(), fragments, operations, stampede, outage, pages, memory, imports };
+    const results: Results = { date: new Date().toISOString(), machine: machine(), fragments, operations, stampede, outage, pages, near, memory, imports };
     mkdirSync('bench/results', { recursive: true });
     writeFileSync('bench/results/latest.json', `${JSON.stringify(results, null, 2)}\n`);
     writeFileSync('docs/benchmarks.svg', `${chart(fragments)}\n`);

@@ -4,6 +4,7 @@ import { CircuitBreaker, positiveOr } from './breaker.js';
 import type { CacheParams, CullingOptions, LockOptions } from './config.js';
 import { CacheKeyWarning, KeyNotFoundError } from './errors.js';
 import { Flights } from './flights.js';
+import type { NearCache, TimedValue } from './near-cache.js';
 import { defaultKeyFunction, memcachedKeyProblems, type KeyFunction } from './keys.js';
 import { jsonSerializer, type Serializer } from './serializers.js';
 import { isFresh, isStaleEnvelope, withGrace } from './stale.js';
@@ -191,6 +192,11 @@ export abstract class BaseCache {
   readonly lock: LockSettings | undefined;
   /** The `getOrSet` calls under way, by made key, with the stale copy their callers may be served. */
   private readonly fills = new Flights<{ readonly result: Promise<unknown>; readonly stale: unknown }>();
+  /**
+   * The near cache in front of this backend, when its config asks for one: a shared backend that
+   * supports one sets it in its constructor, with the coherence it can give (src/near-cache.ts).
+   */
+  protected near: NearCache | undefined = undefined;
 
   constructor(_location: string | string[] | undefined, params: CacheParams) {
     this.defaultTimeout = configuredTimeout(params.timeout === undefined ? DEFAULT_TIMEOUT : params.timeout);
@@ -250,6 +256,16 @@ export abstract class BaseCache {
   }
 
   /**
+   * What `getEntry` finds, with how many more milliseconds it lives when the backend says: what a near
+   * cache keeps, and for how long. A backend with a near cache overrides this when it can tell the time
+   * to live, or must read through a connection of its own.
+   */
+  protected async getTimedEntry(key: string): Promise<TimedValue | undefined> {
+    const value = await this.getEntry(key);
+    return value === undefined ? undefined : { value, ttl: undefined };
+  }
+
+  /**
    * Takes the lock `key` for `lease` ms, holding `token`, unless another holder has it. By default an
    * `add`, which every built-in shared backend makes atomic (Redis SET NX, memcached add, an insert on
    * conflict); a backend whose add is not atomic overrides this.
@@ -263,19 +279,72 @@ export abstract class BaseCache {
     if ((await this.getEntry(key)) === token) await this.deleteEntry(key);
   }
 
+  // ---- the near cache ------------------------------------------------------------------------------
+
+  /** A read of one made key: from the near cache when it holds the key, else from the backend (filling it). */
+  private lookUp(key: string): Awaitable<unknown> {
+    const near = this.near;
+    if (near === undefined) return this.getEntry(key);
+    const held = near.get(key);
+    if (held !== undefined) return held;
+    return near.isTrusted ? near.fill(key, () => this.getTimedEntry(key)) : this.getEntry(key);
+  }
+
+  /** Runs a write of `key`, which the near cache forgets before and after it, so this process reads its own writes. */
+  private written<T>(key: string, write: () => Awaitable<T>): Awaitable<T> {
+    return this.writtenAll([key], write);
+  }
+
+  private writtenAll<T>(keys: readonly string[], write: () => Awaitable<T>): Awaitable<T> {
+    const near = this.near;
+    if (near === undefined) return write();
+    const forget = () => {
+      for (const key of keys) near.forget(key);
+    };
+    forget();
+    const done = write();
+    if (!isPromiseLike(done)) {
+      forget();
+      return done;
+    }
+    return Promise.resolve(done).finally(forget);
+  }
+
+  /** Whether a near cache stands in front of this backend (`options.nearCache`). */
+  get hasNearCache(): boolean {
+    return this.near !== undefined;
+  }
+
+  /**
+   * What the near cache holds for a made key, synchronously, while it can be trusted; `undefined` when
+   * it holds nothing (or there is none). A backend being skipped by its breaker does not change it: the
+   * near cache is told of changes, or bounds its staleness, whatever the breaker thinks.
+   */
+  nearHit(madeKey: string): unknown {
+    return this.near?.get(madeKey);
+  }
+
+  /**
+   * The copy of a made key the near cache kept when its backend went away, if that copy was stored with
+   * a grace period: what the template tags serve during an outage, for blocks with `stale=`.
+   */
+  outageCopy(madeKey: string): unknown {
+    return this.near?.outageCopy(madeKey);
+  }
+
   // ---- made-key access for integrations (the template tags) ---------------------------------------
 
   /**
-   * Reads a key that is already made (and validated): synchronously where the backend can, which is
-   * what lets a template tag render a hit without an await.
+   * Reads a key that is already made (and validated): synchronously where the backend can (or its near
+   * cache holds the key), which is what lets a template tag render a hit without an await.
    */
   getByMadeKey(madeKey: string): Awaitable<unknown> {
-    return this.getEntry(madeKey);
+    return this.lookUp(madeKey);
   }
 
   /** Writes a key that is already made, with a resolved timeout; one that has already passed removes the entry. */
   setByMadeKey(madeKey: string, value: unknown, timeout: Timeout): Awaitable<unknown> {
-    return isExpired(timeout) ? this.deleteEntry(madeKey) : this.setEntry(madeKey, value, timeToLive(timeout));
+    return this.written(madeKey, () => (isExpired(timeout) ? this.deleteEntry(madeKey) : this.setEntry(madeKey, value, timeToLive(timeout))));
   }
 
   /**
@@ -332,7 +401,7 @@ export abstract class BaseCache {
 
   async get<T = unknown>(key: string, opts?: { default?: T } & VersionOption): Promise<T | undefined> {
     refusePositionalOptions(opts, 'get');
-    const entry = this.getEntry(this.makeAndValidateKey(key, opts?.version));
+    const entry = this.lookUp(this.makeAndValidateKey(key, opts?.version));
     // Awaiting only a real Promise spares a synchronous backend's caller a turn of the microtask queue.
     const value = unwrapped(isPromiseLike(entry) ? await entry : entry);
     return value === undefined ? opts?.default : (value as T);
@@ -352,7 +421,7 @@ export abstract class BaseCache {
     const timeout = this.resolveTimeout(opts?.timeout);
     // Stored and expired at once: nothing remains, but the add succeeded if nothing was there.
     if (isExpired(timeout)) return !(await this.hasEntry(madeKey));
-    return this.addEntry(madeKey, value, timeToLive(timeout));
+    return this.written(madeKey, () => this.addEntry(madeKey, value, timeToLive(timeout)));
   }
 
   /**
@@ -368,7 +437,7 @@ export abstract class BaseCache {
     // The flights of one made key all come from calls for the same T.
     const underway = this.fills.get(madeKey);
     if (underway !== undefined) return (underway.stale ?? underway.result) as T | Promise<T>;
-    const stored = await this.getEntry(madeKey);
+    const stored = await this.lookUp(madeKey);
     const envelope = isStaleEnvelope(stored) ? stored : undefined;
     if (stored !== undefined && (envelope === undefined || isFresh(envelope))) return unwrapped(stored) as T;
     const staleCopy = envelope?.value as T | undefined;
@@ -382,7 +451,7 @@ export abstract class BaseCache {
   /** `getOrSet`'s miss: its turn, the value, and the write (a set over a stale copy, else an add). */
   private async fill<T>(madeKey: string, value: T | (() => T | Promise<T>), opts: GetOrSetOptions | undefined, staleCopy: T | undefined): Promise<T> {
     const look = async () => {
-      const stored = await this.getEntry(madeKey);
+      const stored = await this.lookUp(madeKey);
       return isStaleEnvelope(stored) && !isFresh(stored) ? undefined : (unwrapped(stored) as T | undefined);
     };
     const turn = await this.fillTurn(madeKey, look, staleCopy);
@@ -398,19 +467,34 @@ export abstract class BaseCache {
         return fresh;
       }
       if (isExpired(timeout)) return fresh;
-      await this.addEntry(madeKey, stored, timeToLive(timeout));
-      const kept = unwrapped(await this.getEntry(madeKey));
+      await this.written(madeKey, () => this.addEntry(madeKey, stored, timeToLive(timeout)));
+      const kept = unwrapped(await this.lookUp(madeKey));
       return (kept === undefined ? fresh : kept) as T;
     } finally {
       await turn.release();
     }
   }
 
+  /** `getEntries`, with what the near cache holds answered from it. */
+  private async lookUpMany(keys: readonly string[]): Promise<Map<string, unknown>> {
+    const near = this.near;
+    if (near === undefined) return this.getEntries(keys);
+    const held = new Map<string, unknown>();
+    for (const key of keys) {
+      const value = near.get(key);
+      if (value !== undefined) held.set(key, value);
+    }
+    if (held.size === keys.length) return held;
+    const found = await this.getEntries(held.size === 0 ? keys : keys.filter((key) => !held.has(key)));
+    for (const [key, value] of held) found.set(key, value);
+    return found;
+  }
+
   async getMany(keys: Iterable<string>, opts?: VersionOption): Promise<Record<string, unknown>> {
     refusePositionalOptions(opts, 'getMany');
     const callerKeys = [...keys];
     const madeKeys = callerKeys.map((key) => this.makeAndValidateKey(key, opts?.version));
-    const found = await this.getEntries(madeKeys);
+    const found = await this.lookUpMany(madeKeys);
     const result: Record<string, unknown> = {};
     for (let i = 0; i < madeKeys.length; i++) {
       const value = unwrapped(found.get(madeKeys[i]!));
@@ -432,24 +516,26 @@ export abstract class BaseCache {
       madeEntries.set(madeKey, value);
     }
     const timeout = this.resolveTimeout(opts?.timeout);
+    const madeKeys = [...madeEntries.keys()];
     if (isExpired(timeout)) {
-      await this.deleteEntries([...madeEntries.keys()]);
+      await this.writtenAll(madeKeys, () => this.deleteEntries(madeKeys));
       return [];
     }
-    const failed = await this.setEntries(madeEntries, timeToLive(timeout));
+    const failed = await this.writtenAll(madeKeys, () => this.setEntries(madeEntries, timeToLive(timeout)));
     return failed.map((madeKey) => callerKeys.get(madeKey)!);
   }
 
   async delete(key: string, opts?: VersionOption): Promise<boolean> {
     refusePositionalOptions(opts, 'delete');
-    return this.deleteEntry(this.makeAndValidateKey(key, opts?.version));
+    const madeKey = this.makeAndValidateKey(key, opts?.version);
+    return this.written(madeKey, () => this.deleteEntry(madeKey));
   }
 
   async deleteMany(keys: Iterable<string>, opts?: VersionOption): Promise<void> {
     refusePositionalOptions(opts, 'deleteMany');
     const madeKeys: string[] = [];
     for (const key of keys) madeKeys.push(this.makeAndValidateKey(key, opts?.version));
-    await this.deleteEntries(madeKeys);
+    await this.writtenAll(madeKeys, () => this.deleteEntries(madeKeys));
   }
 
   async hasKey(key: string, opts?: VersionOption): Promise<boolean> {
@@ -461,13 +547,14 @@ export abstract class BaseCache {
     refusePositionalOptions(opts, 'touch');
     const madeKey = this.makeAndValidateKey(key, opts?.version);
     const timeout = this.resolveTimeout(opts?.timeout);
-    return isExpired(timeout) ? this.deleteEntry(madeKey) : this.touchEntry(madeKey, timeToLive(timeout));
+    return this.written(madeKey, () => (isExpired(timeout) ? this.deleteEntry(madeKey) : this.touchEntry(madeKey, timeToLive(timeout))));
   }
 
   /** Adds a whole `delta` (negative subtracts) and keeps the expiry; resolves to the new value. */
   async incr(key: string, delta = 1, opts?: VersionOption): Promise<number> {
     refusePositionalOptions(opts, 'incr');
-    const value = await this.incrEntry(this.makeAndValidateKey(key, opts?.version), checkedDelta(delta));
+    const madeKey = this.makeAndValidateKey(key, opts?.version);
+    const value = await this.written(madeKey, () => this.incrEntry(madeKey, checkedDelta(delta)));
     if (value === undefined) throw new KeyNotFoundError(key);
     if (value === NOT_A_NUMBER) throw new TypeError(`Cannot increment key '${key}': its value is not a number`);
     return value;
@@ -495,7 +582,12 @@ export abstract class BaseCache {
   }
 
   async clear(): Promise<void> {
-    await this.clearEntries();
+    this.near?.forgetAll();
+    try {
+      await this.clearEntries();
+    } finally {
+      this.near?.forgetAll();
+    }
   }
 
   /** Releases connections and handles. The in-memory backends hold none. */

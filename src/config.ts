@@ -8,6 +8,7 @@ import type { ClientOptions as MemjsClientOptions, ServerOptions as MemjsServerO
 import type { PoolConfig } from 'pg';
 import type { BaseCache, Timeout } from './base.js';
 import type { KeyFunction } from './keys.js';
+import type { BoundedNearCacheOptions, NearCacheOptions } from './near-cache.js';
 import type { Serializer } from './serializers.js';
 
 /**
@@ -141,6 +142,12 @@ export interface RedisBackendOptions {
    * (`<keyPrefix>:<version>:*`); required with a custom key function.
    */
   keyPattern?: string;
+  /**
+   * Keeps recently read values in this process, told by Redis which keys change (server-assisted
+   * client-side caching), so that a hit answers from memory; `true` for the default sizes. Opens two
+   * more connections to the primary. Not with `cluster`. Default off (docs/backends/redis.md).
+   */
+  nearCache?: NearCacheOptions | true;
 }
 
 /** Redis through ioredis (an optional peer dependency: `npm install ioredis`). */
@@ -155,6 +162,11 @@ export interface RedisConfig extends CommonConfig {
 export interface MemcachedBackendOptions {
   /** memjs client options: `timeout`, `retries`, `failover`, `username`, `password`… Default memjs's own. */
   client?: MemjsClientOptions & MemjsServerOptions;
+  /**
+   * Keeps recently read values in this process for at most `maxStaleness` ms (memcached cannot tell
+   * what changed), so that a hit answers from memory; `true` for the defaults. Default off.
+   */
+  nearCache?: BoundedNearCacheOptions | true;
 }
 
 /** Memcached through memjs (an optional peer dependency: `npm install memjs`). */
@@ -169,6 +181,11 @@ export interface MemcachedConfig extends CommonConfig {
 export interface DatabaseBackendOptions extends CullingOptions {
   /** pg Pool options: `connectionString`, `max`, `ssl`… Default pg's own and its PG* environment variables. */
   client?: PoolConfig;
+  /**
+   * Keeps recently read values in this process for at most `maxStaleness` ms, so that a hit answers
+   * from memory; `true` for the defaults. Default off.
+   */
+  nearCache?: BoundedNearCacheOptions | true;
 }
 
 /** PostgreSQL through pg (an optional peer dependency: `npm install pg`). */

@@ -23,21 +23,31 @@ function settled<T, F>(breaker: CircuitBreaker, answer: Awaitable<T>, operation:
   return breaker.guard(answer, operation, fallback);
 }
 
+/** What a guarded read that failed or timed out answers, until its outage copy replaces it. */
+const FAILED: unique symbol = Symbol('failed');
+
 /**
- * What `key` holds, or `undefined` when it holds nothing or the cache failed. When the breaker is open
- * the cache is not asked, and the answer is `whenSkipped(cache)`'s: by default a miss.
+ * What `key` holds, or `undefined` when it holds nothing or the cache failed. A near cache's hit is
+ * served whatever the breaker says. When the breaker is open the cache is not asked, and the answer is
+ * `whenSkipped(cache)`'s: by default a miss. A read skipped or failed during an outage is answered with
+ * the near cache's outage copy, if it kept one stored with a grace period (`stale=`).
  */
 export function readOrMiss(cache: BaseCache, key: string, whenSkipped: (cache: BaseCache) => Awaitable<undefined> = missNow): Awaitable<unknown> {
+  const held = cache.nearHit(key);
+  if (held !== undefined) return held;
   const breaker = cache.breaker;
-  if (!breaker.allows()) return whenSkipped(cache);
+  if (!breaker.allows()) return cache.outageCopy(key) ?? whenSkipped(cache);
   let entry: Awaitable<unknown>;
   try {
     entry = cache.getByMadeKey(key);
   } catch (error) {
     breaker.failed('read', error);
-    return undefined;
+    return cache.outageCopy(key);
   }
-  return settled(breaker, entry, 'read', undefined);
+  if (!cache.hasNearCache) return settled(breaker, entry, 'read', undefined);
+  const answer = settled(breaker, entry, 'read', FAILED);
+  if (!isPromiseLike(answer)) return answer;
+  return answer.then((found) => (found === FAILED ? cache.outageCopy(key) : found));
 }
 
 /**

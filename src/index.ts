@@ -24,6 +24,8 @@ export type {
   RedisBackendOptions,
   RedisConfig,
 } from './config.js';
+export { NearCache } from './near-cache.js';
+export type { BoundedNearCacheOptions, NearCacheOptions, TimedValue } from './near-cache.js';
 export { CacheRegistry, caches } from './registry.js';
 export type { CacheRegistryEvents } from './registry.js';
 export { LocMemCache } from './backends/locmem.js';

@@ -34,6 +34,12 @@ describe('database', function () {
     expiryWaitMs: 300,
   });
 
+  describeConformance('database (near cache)', {
+    create: (overrides) => databaseCache('conformance_cache', { ...overrides, options: { nearCache: true } }),
+    shortTimeout: 0.15,
+    expiryWaitMs: 300,
+  });
+
   describeTagRoundTrip('database', () => ({ backend: 'database', location: 'tag_cache', options: { client: { connectionString } } }));
 
   describe('database specifics', function () {

@@ -74,6 +74,12 @@ export const CACHE_KINDS: readonly CacheKind[] = [
   },
   { name: 'file', answersAtOnce: false, stores: true, config: async () => ({ backend: 'file', location: mkdtempSync(join(tmpdir(), 'fragcache-oracle-')) }) },
   { name: 'redis', answersAtOnce: false, stores: true, config: async () => ({ backend: 'redis', location: (await redisServers()).url }) },
+  {
+    name: 'redis (near cache)',
+    answersAtOnce: false,
+    stores: true,
+    config: async () => ({ backend: 'redis', location: (await redisServers()).url, options: { nearCache: true } }),
+  },
   { name: 'memcached', answersAtOnce: false, stores: true, config: async () => ({ backend: 'memcached', location: await memcachedServers() }) },
   {
     name: 'database',

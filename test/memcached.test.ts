@@ -23,7 +23,15 @@ describe('memcached', function () {
     strictKeys: true,
   });
 
+  describeConformance('memcached (near cache)', {
+    create: (overrides) => new MemcachedCache(servers, { ...overrides, options: { nearCache: true } }),
+    shortTimeout: 1,
+    expiryWaitMs: 2500,
+    strictKeys: true,
+  });
+
   describeTagRoundTrip('memcached', () => ({ backend: 'memcached', location: servers }));
+  describeTagRoundTrip('memcached (near cache)', () => ({ backend: 'memcached', location: servers, options: { nearCache: true } }));
 
   describe('memcached specifics', function () {
     const opened: MemcachedCache[] = [];

@@ -28,7 +28,14 @@ describe('redis', function () {
     expiryWaitMs: 300,
   });
 
+  describeConformance('redis (near cache)', {
+    create: (overrides) => new RedisCache(servers.url, { ...overrides, options: { nearCache: true } }),
+    shortTimeout: 0.15,
+    expiryWaitMs: 300,
+  });
+
   describeTagRoundTrip('redis', () => ({ backend: 'redis', location: servers.url }));
+  describeTagRoundTrip('redis (near cache)', () => ({ backend: 'redis', location: servers.url, options: { nearCache: true } }));
 
   describe('redis specifics', function () {
     const opened: Array<RedisCache | Redis> = [];

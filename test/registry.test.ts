@@ -64,7 +64,7 @@ describe('CacheRegistry', function () {
     });
     expect(() => registry.get('redis')).to.throw(
       TypeError,
-      "Unknown option 'connectTimeout' for the redis backend: it takes client, cluster, clusterOptions, keyPattern; options of the client library go under options.client",
+      "Unknown option 'connectTimeout' for the redis backend: it takes client, cluster, clusterOptions, keyPattern, nearCache; options of the client library go under options.client",
     );
     expect(() => registry.get('local')).to.throw(TypeError, "Unknown option 'maxEntry' for the locmem backend: it takes maxEntries, cullFrequency");
   });

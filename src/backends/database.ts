@@ -2,6 +2,7 @@ import type { Pool, PoolClient, QueryResult, QueryResultRow } from 'pg';
 import { BaseCache, Culling, NOT_A_NUMBER, type TimeToLive } from '../base.js';
 import { loadClient } from '../clients.js';
 import type { CacheParams, DatabaseBackendOptions } from '../config.js';
+import { NearCache, type TimedValue } from '../near-cache.js';
 import { decodeValue, encodeValue } from './raw-integers.js';
 
 /**
@@ -46,7 +47,7 @@ export interface CreateTableResult {
  * written. `clear()` empties the table: it belongs to this cache.
  */
 export class DatabaseCache extends BaseCache {
-  static readonly optionNames = ['client', ...Culling.optionNames];
+  static readonly optionNames = ['client', 'nearCache', ...Culling.optionNames];
   readonly table: string;
   private readonly quotedTable: string;
   private readonly pool: Pool;
@@ -62,6 +63,8 @@ export class DatabaseCache extends BaseCache {
     // An idle connection that dies (the server restarted) is an 'error' event on the pool, which would
     // stop the process unheard; the pool replaces it, and the next statement reports any outage.
     this.pool.on('error', () => undefined);
+    const nearCache = params.options?.nearCache;
+    if (nearCache !== undefined) this.near = new NearCache(nearCache, this.serializer, { toldOfChanges: false });
   }
 
   /** The statements that create the table a cache's `location` names, and its expiry index. */
@@ -154,6 +157,18 @@ export class DatabaseCache extends BaseCache {
   protected async getEntry(key: string): Promise<unknown> {
     const { rows } = await this.query<{ value: Buffer }>(`SELECT value FROM ${this.quotedTable} WHERE cache_key = $1 AND ${LIVE}`, [key]);
     return rows.length === 0 ? undefined : this.decode(rows[0]!.value);
+  }
+
+  /** With the row's time to live, so that the near cache never keeps an entry past its expiry. */
+  protected override async getTimedEntry(key: string): Promise<TimedValue | undefined> {
+    // extract() gives a numeric, which pg hands over as text.
+    const { rows } = await this.query<{ value: Buffer; ttl: string | null }>(
+      `SELECT value, extract(epoch FROM expires - now()) * 1000 AS ttl FROM ${this.quotedTable} WHERE cache_key = $1 AND ${LIVE}`,
+      [key],
+    );
+    const row = rows[0];
+    const value = row === undefined ? undefined : this.decode(row.value);
+    return row === undefined || value === undefined ? undefined : { value, ttl: row.ttl === null ? null : Number(row.ttl) };
   }
 
   protected async setEntry(key: string, value: unknown, ttl: TimeToLive): Promise<void> {

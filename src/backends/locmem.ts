@@ -1,16 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { BaseCache, Culling, NOT_A_NUMBER, type TimeToLive } from '../base.js';
 import type { CacheParams, CullingOptions } from '../config.js';
-
-/** A value kept in its serialized form, so that callers never share a mutable object with the cache. */
-class Encoded {
-  constructor(readonly data: string | Uint8Array) {}
-}
-
-/** lru-cache cannot hold null; this stands for a stored null. */
-const STORED_NULL = Symbol('null');
-
-type Slot = string | number | boolean | typeof STORED_NULL | Encoded;
+import { fromSlot, toSlot, type Slot } from '../slots.js';
 
 /** Stores shared by every cache with the same `location`, like Django's module-level dictionaries. */
 const stores = new Map<string, LRUCache<string, Slot>>();
@@ -25,8 +16,7 @@ function lruTtl(ttl: TimeToLive): number {
  * incr refresh it); when the count reaches `maxEntries`, a cull drops the least recently used
  * `floor(count / cullFrequency)` entries (all when `cullFrequency` is 0), as Django's LocMemCache does.
  *
- * Immutable values (strings, numbers, booleans, null) are stored as they are; anything else is stored
- * serialized and decoded on every read, which is the copy that keeps the cache safe from mutation.
+ * Values are held as src/slots.ts says: immutable ones as they are, anything else serialized.
  * Every hook answers synchronously.
  */
 export class LocMemCache extends BaseCache {
@@ -48,26 +38,6 @@ export class LocMemCache extends BaseCache {
     this.store = store;
   }
 
-  private encode(value: unknown): Slot {
-    switch (typeof value) {
-      case 'string':
-      case 'boolean':
-        return value;
-      case 'number':
-        if (Number.isFinite(value)) return value;
-        break;
-      case 'object':
-        if (value === null) return STORED_NULL;
-        break;
-    }
-    return new Encoded(this.serializer.dumps(value));
-  }
-
-  private decode(slot: Slot | undefined): unknown {
-    if (slot instanceof Encoded) return this.serializer.loads(slot.data);
-    return slot === STORED_NULL ? null : slot;
-  }
-
   private cullIfFull(): void {
     const doomed = this.culling.toRemove(this.store.size);
     if (doomed === this.store.size) this.store.clear();
@@ -75,11 +45,11 @@ export class LocMemCache extends BaseCache {
   }
 
   protected getEntry(key: string): unknown {
-    return this.decode(this.store.get(key));
+    return fromSlot(this.store.get(key), this.serializer);
   }
 
   protected setEntry(key: string, value: unknown, ttl: TimeToLive): void {
-    const slot = this.encode(value);
+    const slot = toSlot(value, this.serializer);
     this.cullIfFull();
     this.store.set(key, slot, { ttl: lruTtl(ttl) });
   }

@@ -4,6 +4,7 @@ import { loadClient } from '../clients.js';
 import type { CacheParams, MemcachedBackendOptions } from '../config.js';
 import { InvalidCacheKeyError } from '../errors.js';
 import { memcachedKeyProblems } from '../keys.js';
+import { NearCache } from '../near-cache.js';
 import { decodeValue, encodeValue } from './raw-integers.js';
 
 /** Memcached reads an expiry over 30 days as a Unix time rather than a number of seconds. */
@@ -42,7 +43,7 @@ function statusOf(error: unknown): string {
  * Memcached cannot list keys: `clear()` flushes every server in `location`.
  */
 export class MemcachedCache extends BaseCache {
-  static readonly optionNames = ['client'];
+  static readonly optionNames = ['client', 'nearCache'];
 
   private readonly client: Client;
 
@@ -51,6 +52,8 @@ export class MemcachedCache extends BaseCache {
     const memjs = loadClient<typeof import('memjs')>('memcached', 'memjs');
     const servers = location === undefined ? '127.0.0.1:11211' : Array.isArray(location) ? location.join(',') : location;
     this.client = memjs.Client.create(servers, { ...MEMCACHED_CLIENT_DEFAULTS, ...params.options?.client });
+    const nearCache = params.options?.nearCache;
+    if (nearCache !== undefined) this.near = new NearCache(nearCache, this.serializer, { toldOfChanges: false });
   }
 
   override validateKey(key: string): void {

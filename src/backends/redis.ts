@@ -4,6 +4,8 @@ import { BaseCache, NOT_A_NUMBER, type TimeToLive } from '../base.js';
 import { loadClient } from '../clients.js';
 import type { CacheParams, RedisBackendOptions } from '../config.js';
 import { defaultKeyFunction } from '../keys.js';
+import { NearCache, type TimedValue } from '../near-cache.js';
+import { RedisTracking } from './redis-tracking.js';
 import { decodeValue, encodeValue } from './raw-integers.js';
 
 /** Adds to a key only if it exists, in one step, so that incr never creates a missing key. */
@@ -103,7 +105,7 @@ async function clusterMasters(cluster: Cluster): Promise<Redis[]> {
  * INCRBY. `clear()` deletes only this cache's keys (SCAN + UNLINK on every master), never FLUSHDB.
  */
 export class RedisCache extends BaseCache {
-  static readonly optionNames = ['client', 'cluster', 'clusterOptions', 'keyPattern'];
+  static readonly optionNames = ['client', 'cluster', 'clusterOptions', 'keyPattern', 'nearCache'];
 
   private readonly writer: ClientWithCommands;
   private readonly readers: Client[];
@@ -115,12 +117,19 @@ export class RedisCache extends BaseCache {
   private readonly ownKey: RegExp | undefined;
   /** For each client, the wait for its first connection (undefined once it has connected); none once all have. */
   private firstConnections: Array<() => Promise<void> | undefined> | undefined;
+  /** The near cache's tracked connections, with `options.nearCache`. */
+  private readonly tracking: RedisTracking | undefined;
 
   constructor(location: string | string[] | undefined, params: CacheParams<RedisBackendOptions>) {
     super(location, params);
     const urls = location === undefined ? ['redis://127.0.0.1:6379'] : Array.isArray(location) ? location : [location];
     if (urls.length === 0) throw new TypeError('The redis backend needs at least one URL in location');
     const options = params.options ?? {};
+    if (options.cluster === true && options.nearCache !== undefined) {
+      throw new TypeError(
+        "The redis backend's nearCache does not work with cluster: Redis tells a connection of changes only to keys on its own node. Use a near cache on a standalone Redis (with replicas), or none",
+      );
+    }
     const ioredis = loadClient<typeof import('ioredis')>('redis', 'ioredis');
     const clientOptions: RedisOptions = { ...REDIS_CLIENT_DEFAULTS, ...options.client };
     this.clusterMode = options.cluster === true;
@@ -142,6 +151,10 @@ export class RedisCache extends BaseCache {
       this.writer = primary as ClientWithCommands;
       this.masters = async () => [primary!];
       this.readers = replicas.length > 0 ? replicas : [this.writer];
+      if (options.nearCache !== undefined) {
+        this.near = new NearCache(options.nearCache, this.serializer, { toldOfChanges: true });
+        this.tracking = new RedisTracking(ioredis, urls[0]!, clientOptions, this.near, primary!);
+      }
     }
     this.writer.defineCommand('fragcacheIncr', { numberOfKeys: 1, lua: INCR_IF_EXISTS });
     this.writer.defineCommand('fragcacheRelease', { numberOfKeys: 1, lua: RELEASE_IF_HELD });
@@ -175,6 +188,12 @@ export class RedisCache extends BaseCache {
 
   private decode(data: Buffer | null): unknown {
     return data === null ? undefined : decodeValue(data, this.serializer);
+  }
+
+  /** Reads for the near cache go through its tracked connection, to the primary, with the key's time to live. */
+  protected override getTimedEntry(key: string): Promise<TimedValue | undefined> {
+    if (this.tracking === undefined) return super.getTimedEntry(key);
+    return this.tracking.read(key, (data) => this.decode(data));
   }
 
   /** A key holding another type (a LIST, a HASH…) is not this cache's entry: a miss that the next write replaces. */
@@ -305,5 +324,6 @@ export class RedisCache extends BaseCache {
   override async close(): Promise<void> {
     const clients = new Set<Client>([this.writer, ...this.readers]);
     await Promise.all([...clients].map((client) => client.quit().catch(() => client.disconnect())));
+    await this.tracking?.close();
   }
 }

@@ -437,6 +437,9 @@ export class FragmentRuntime {
     const cache = this.cacheFor(options, template, line);
     const stale = options === NO_OPTIONS || !('stale' in options) ? 0 : resolveStale(options.stale, template, line);
     const key = this.keyFor(cache, name, vary, template, line);
+    // A near cache answers its hits at once but its misses later: a render that cannot wait fails on
+    // every render, not only on the misses.
+    if (cannotWait !== undefined && cache.hasNearCache) throw answersLater(cache, cannotWait, { template, line });
     const cached = this.read(cache, key);
     if (!isPromiseLike(cached)) {
       if (typeof cached === 'string') return cached;
@@ -572,9 +575,7 @@ export class FragmentRuntime {
   /** The watch a cache operation that answered with a Promise waits under; a block that cannot wait fails. */
   private waitingWatch(cache: BaseCache, pending: PromiseLike<unknown>, place: BlockPlace, watch: RenderWatch | undefined, cannotWait: NoWaiting | undefined): RenderWatch {
     try {
-      if (cannotWait !== undefined) {
-        throw new CacheTagError(`The cache tag's cache (${cache.constructor.name}) answers asynchronously, and ${cannotWait.reason}`, place);
-      }
+      if (cannotWait !== undefined) throw answersLater(cache, cannotWait, place);
       if (watch === undefined) throw new TypeError('fragcache: a block that may wait needs its render’s watch');
       watch.startCacheWait(place);
       return watch;
@@ -583,6 +584,10 @@ export class FragmentRuntime {
       throw error;
     }
   }
+}
+
+function answersLater(cache: BaseCache, cannotWait: NoWaiting, place: BlockPlace): CacheTagError {
+  return new CacheTagError(`The cache tag's cache (${cache.constructor.name}) answers asynchronously, and ${cannotWait.reason}`, place);
 }
 
 /** Nobody will wait for an operation already started; its failure must not crash the process. */

@@ -1,0 +1,162 @@
+/**
+ * A near cache: the values a process read recently from a shared backend, kept in its own memory so
+ * that the next read of each answers synchronously, with no round trip. What keeps it from serving a
+ * value another process has since changed is its backend's business (docs/backends/redis.md): Redis
+ * tells it which keys changed (server-assisted client-side caching), and the other shared backends
+ * bound how long it serves an entry without asking (`maxStaleness`).
+ *
+ * BaseCache reads through it and makes every write of this process forget the key, before and after
+ * the write, so that a process always reads its own writes.
+ */
+import { LRUCache } from 'lru-cache';
+import { positiveOr } from './breaker.js';
+import type { Serializer } from './serializers.js';
+import { fromSlot, slotBytes, toSlot, type Slot } from './slots.js';
+import { isStaleEnvelope } from './stale.js';
+
+/** How big a near cache may grow. */
+export interface NearCacheOptions {
+  /** How many entries it holds at most; the least recently used goes first. Default 10 000. */
+  maxEntries?: number;
+  /** How many bytes of keys and values it holds at most (text counts two bytes a character). Default 32 MiB. */
+  maxBytes?: number;
+}
+
+/** The near cache of a backend that cannot tell which keys changed (memcached, database). */
+export interface BoundedNearCacheOptions extends NearCacheOptions {
+  /**
+   * Milliseconds an entry is served from memory before the backend is asked again: how stale a read may
+   * be after another process changes the key (or after it expires). Default 1000.
+   */
+  maxStaleness?: number;
+}
+
+/** What a read for the near cache found: the value, and for how many more milliseconds it lives. */
+export interface TimedValue {
+  readonly value: unknown;
+  /** `null` never expires; `undefined` when the backend does not say. */
+  readonly ttl: number | null | undefined;
+}
+
+const DEFAULT_MAX_ENTRIES = 10_000;
+const DEFAULT_MAX_BYTES = 32 * 1024 * 1024;
+/** What an entry costs besides its key and value (lru-cache's slots, the Map entry), roughly. */
+const ENTRY_OVERHEAD = 64;
+
+/**
+ * Starts *untrusted*: its entries are not served until its backend says they can be (`trust()`), and
+ * whenever the backend can no longer say (`distrust()`), they stop being served at once. While it is
+ * untrusted, reads go to the backend and fill nothing; the entries it held are kept for `outageCopy`.
+ *
+ * A fill is stored only if nothing told the near cache to forget its key while the read was under way:
+ * the news that a key changed may arrive before the reply that read its old value.
+ */
+export class NearCache {
+  private readonly entries: LRUCache<string, Slot>;
+  /** The token of the read under way for each key; a read whose token is gone must not be stored. */
+  private readonly fills = new Map<string, number>();
+  private lastToken = 0;
+  private trusted: boolean;
+  /** The longest an entry is served, in ms, when its backend does not tell of changes; 0 when it does. */
+  private readonly maxStaleness: number;
+
+  constructor(
+    options: BoundedNearCacheOptions | true,
+    private readonly serializer: Serializer,
+    { toldOfChanges }: { readonly toldOfChanges: boolean },
+  ) {
+    const settings = options === true ? {} : options;
+    this.entries = new LRUCache<string, Slot>({
+      max: Math.ceil(positiveOr(settings.maxEntries, DEFAULT_MAX_ENTRIES)),
+      maxSize: Math.ceil(positiveOr(settings.maxBytes, DEFAULT_MAX_BYTES)),
+    });
+    this.maxStaleness = toldOfChanges ? 0 : positiveOr(settings.maxStaleness, 1000);
+    this.trusted = !toldOfChanges;
+  }
+
+  /** Whether its entries are served, and reads fill it. */
+  get isTrusted(): boolean {
+    return this.trusted;
+  }
+
+  /** The value held for `key` while trusted; `undefined` when none is (or it is not trusted). */
+  get(key: string): unknown {
+    if (!this.trusted) return undefined;
+    const slot = this.entries.get(key);
+    return slot === undefined ? undefined : fromSlot(slot, this.serializer);
+  }
+
+  /**
+   * Reads `key` with `read` and keeps what it found, unless the key was forgotten meanwhile or the near
+   * cache stopped being trusted. Resolves to the value (`undefined` for a miss).
+   */
+  async fill(key: string, read: () => Promise<TimedValue | undefined>): Promise<unknown> {
+    const token = ++this.lastToken;
+    this.fills.set(key, token);
+    const started = Date.now();
+    let found: TimedValue | undefined;
+    let current = false;
+    try {
+      found = await read();
+    } finally {
+      current = this.fills.get(key) === token;
+      if (current) this.fills.delete(key);
+    }
+    if (found === undefined) return undefined;
+    if (current && this.trusted) this.keep(key, found, started);
+    return found.value;
+  }
+
+  private keep(key: string, { value, ttl }: TimedValue, started: number): void {
+    // A time to live counts from when the read was sent, so an entry never outlives the backend's.
+    let lifetime = typeof ttl === 'number' ? started + ttl - Date.now() : Infinity;
+    if (this.maxStaleness > 0) lifetime = Math.min(lifetime, this.maxStaleness);
+    if (lifetime <= 0) return;
+    const slot = toSlot(value, this.serializer);
+    // lru-cache's ttl 0 is "never expires".
+    this.entries.set(key, slot, { ttl: lifetime === Infinity ? 0 : Math.ceil(lifetime), size: ENTRY_OVERHEAD + 2 * key.length + slotBytes(slot) });
+  }
+
+  /** Drops `key`, and any read of it under way will not be kept. */
+  forget(key: string): void {
+    this.entries.delete(key);
+    this.fills.delete(key);
+  }
+
+  /** Drops everything, and no read under way will be kept. */
+  forgetAll(): void {
+    this.entries.clear();
+    this.fills.clear();
+  }
+
+  /** Stops serving entries: the backend can no longer tell of changes. They are kept as outage copies. */
+  distrust(): void {
+    this.trusted = false;
+    this.fills.clear();
+  }
+
+  /** Serves entries again, from empty: any change may have gone untold while it was distrusted. */
+  trust(): void {
+    this.entries.clear();
+    this.fills.clear();
+    this.trusted = true;
+  }
+
+  /**
+   * While distrusted, the copy of `key` that was held when its backend went away, if it was stored with
+   * a grace period (`stale=`, getOrSet's `stale`): its writer accepted serving it stale. Never past the
+   * time the backend would have kept it.
+   */
+  outageCopy(key: string): unknown {
+    if (this.trusted) return undefined;
+    const slot = this.entries.get(key);
+    if (slot === undefined) return undefined;
+    const value = fromSlot(slot, this.serializer);
+    return isStaleEnvelope(value) ? value : undefined;
+  }
+
+  /** How many entries it holds, for tests and the bench. */
+  get size(): number {
+    return this.entries.size;
+  }
+}
