@@ -287,7 +287,7 @@ export abstract class BaseCache {
     if (near === undefined) return this.getEntry(key);
     const held = near.get(key);
     if (held !== undefined) return held;
-    return near.isTrusted ? near.fill(key, () => this.getTimedEntry(key)) : this.getEntry(key);
+    return near.isTrusted ? near.readThrough(key, () => this.getTimedEntry(key)) : this.getEntry(key);
   }
 
   /** Runs a write of `key`, which the near cache forgets before and after it, so this process reads its own writes. */

@@ -147,7 +147,7 @@ export interface RedisBackendOptions {
    * client-side caching), so that a hit answers from memory; `true` for the default sizes. Opens two
    * more connections to the primary. Not with `cluster`. Default off (docs/backends/redis.md).
    */
-  nearCache?: NearCacheOptions | true;
+  nearCache?: NearCacheOptions | boolean;
 }
 
 /** Redis through ioredis (an optional peer dependency: `npm install ioredis`). */
@@ -166,7 +166,7 @@ export interface MemcachedBackendOptions {
    * Keeps recently read values in this process for at most `maxStaleness` ms (memcached cannot tell
    * what changed), so that a hit answers from memory; `true` for the defaults. Default off.
    */
-  nearCache?: BoundedNearCacheOptions | true;
+  nearCache?: BoundedNearCacheOptions | boolean;
 }
 
 /** Memcached through memjs (an optional peer dependency: `npm install memjs`). */
@@ -185,7 +185,7 @@ export interface DatabaseBackendOptions extends CullingOptions {
    * Keeps recently read values in this process for at most `maxStaleness` ms, so that a hit answers
    * from memory; `true` for the defaults. Default off.
    */
-  nearCache?: BoundedNearCacheOptions | true;
+  nearCache?: BoundedNearCacheOptions | boolean;
 }
 
 /** PostgreSQL through pg (an optional peer dependency: `npm install pg`). */

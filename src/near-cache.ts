@@ -25,10 +25,20 @@ export interface NearCacheOptions {
 /** The near cache of a backend that cannot tell which keys changed (memcached, database). */
 export interface BoundedNearCacheOptions extends NearCacheOptions {
   /**
-   * Milliseconds an entry is served from memory before the backend is asked again: how stale a read may
-   * be after another process changes the key (or after it expires). Default 1000.
+   * Milliseconds an entry is served from memory, counted from when the read that brought it was sent:
+   * how stale a read may be after another process changes the key (or after it expires). Default 1000.
    */
   maxStaleness?: number;
+}
+
+/**
+ * The near cache a config asks for: `undefined` (or `false`) for none, `true` for the defaults, or its
+ * options. Anything else is refused, before the backend opens a connection.
+ */
+export function nearCacheOption<T extends NearCacheOptions>(value: T | boolean | undefined, backend: string): T | true | undefined {
+  if (value === undefined || value === false) return undefined;
+  if (value === true || (typeof value === 'object' && value !== null)) return value;
+  throw new TypeError(`The ${backend} backend's nearCache must be true, false or an object of its options, not ${String(value)}`);
 }
 
 /** What a read for the near cache found: the value, and for how many more milliseconds it lives. */
@@ -40,21 +50,22 @@ export interface TimedValue {
 
 const DEFAULT_MAX_ENTRIES = 10_000;
 const DEFAULT_MAX_BYTES = 32 * 1024 * 1024;
+const DEFAULT_MAX_STALENESS = 1000;
 /** What an entry costs besides its key and value (lru-cache's slots, the Map entry), roughly. */
 const ENTRY_OVERHEAD = 64;
 
 /**
  * Starts *untrusted*: its entries are not served until its backend says they can be (`trust()`), and
  * whenever the backend can no longer say (`distrust()`), they stop being served at once. While it is
- * untrusted, reads go to the backend and fill nothing; the entries it held are kept for `outageCopy`.
+ * untrusted, reads go to the backend and keep nothing; the entries it held are kept for `outageCopy`.
  *
- * A fill is stored only if nothing told the near cache to forget its key while the read was under way:
+ * A read is kept only if nothing told the near cache to forget its key while the read was under way:
  * the news that a key changed may arrive before the reply that read its old value.
  */
 export class NearCache {
   private readonly entries: LRUCache<string, Slot>;
   /** The token of the read under way for each key; a read whose token is gone must not be stored. */
-  private readonly fills = new Map<string, number>();
+  private readonly readsUnderWay = new Map<string, number>();
   private lastToken = 0;
   private trusted: boolean;
   /** The longest an entry is served, in ms, when its backend does not tell of changes; 0 when it does. */
@@ -70,11 +81,11 @@ export class NearCache {
       max: Math.ceil(positiveOr(settings.maxEntries, DEFAULT_MAX_ENTRIES)),
       maxSize: Math.ceil(positiveOr(settings.maxBytes, DEFAULT_MAX_BYTES)),
     });
-    this.maxStaleness = toldOfChanges ? 0 : positiveOr(settings.maxStaleness, 1000);
+    this.maxStaleness = toldOfChanges ? 0 : positiveOr(settings.maxStaleness, DEFAULT_MAX_STALENESS);
     this.trusted = !toldOfChanges;
   }
 
-  /** Whether its entries are served, and reads fill it. */
+  /** Whether its entries are served, and reads through it are kept. */
   get isTrusted(): boolean {
     return this.trusted;
   }
@@ -90,17 +101,17 @@ export class NearCache {
    * Reads `key` with `read` and keeps what it found, unless the key was forgotten meanwhile or the near
    * cache stopped being trusted. Resolves to the value (`undefined` for a miss).
    */
-  async fill(key: string, read: () => Promise<TimedValue | undefined>): Promise<unknown> {
+  async readThrough(key: string, read: () => Promise<TimedValue | undefined>): Promise<unknown> {
     const token = ++this.lastToken;
-    this.fills.set(key, token);
+    this.readsUnderWay.set(key, token);
     const started = Date.now();
     let found: TimedValue | undefined;
     let current = false;
     try {
       found = await read();
     } finally {
-      current = this.fills.get(key) === token;
-      if (current) this.fills.delete(key);
+      current = this.readsUnderWay.get(key) === token;
+      if (current) this.readsUnderWay.delete(key);
     }
     if (found === undefined) return undefined;
     if (current && this.trusted) this.keep(key, found, started);
@@ -108,9 +119,9 @@ export class NearCache {
   }
 
   private keep(key: string, { value, ttl }: TimedValue, started: number): void {
-    // A time to live counts from when the read was sent, so an entry never outlives the backend's.
+    // Both limits count from when the read was sent: the value may have changed any time after that.
     let lifetime = typeof ttl === 'number' ? started + ttl - Date.now() : Infinity;
-    if (this.maxStaleness > 0) lifetime = Math.min(lifetime, this.maxStaleness);
+    if (this.maxStaleness > 0) lifetime = Math.min(lifetime, started + this.maxStaleness - Date.now());
     if (lifetime <= 0) return;
     const slot = toSlot(value, this.serializer);
     // lru-cache's ttl 0 is "never expires".
@@ -120,25 +131,31 @@ export class NearCache {
   /** Drops `key`, and any read of it under way will not be kept. */
   forget(key: string): void {
     this.entries.delete(key);
-    this.fills.delete(key);
+    this.readsUnderWay.delete(key);
   }
 
   /** Drops everything, and no read under way will be kept. */
   forgetAll(): void {
     this.entries.clear();
-    this.fills.clear();
+    this.readsUnderWay.clear();
+  }
+
+  /** Stops serving entries and drops them: the cache is closed. */
+  close(): void {
+    this.distrust();
+    this.entries.clear();
   }
 
   /** Stops serving entries: the backend can no longer tell of changes. They are kept as outage copies. */
   distrust(): void {
     this.trusted = false;
-    this.fills.clear();
+    this.readsUnderWay.clear();
   }
 
   /** Serves entries again, from empty: any change may have gone untold while it was distrusted. */
   trust(): void {
     this.entries.clear();
-    this.fills.clear();
+    this.readsUnderWay.clear();
     this.trusted = true;
   }
 

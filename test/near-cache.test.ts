@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import nunjucks from 'nunjucks';
 import { CacheRegistry, DatabaseCache, MemcachedCache, NearCache, RedisCache, jsonSerializer, makeTemplateFragmentKey, type BaseCache, type RedisBackendOptions } from 'fragcache';
@@ -37,6 +38,38 @@ async function clientWith(admin: Redis, field: RegExp): Promise<string> {
   const line = list.split('\n').find((entry) => field.test(entry) && !/ cmd=client\|list /.test(entry));
   if (line === undefined) throw new Error(`no client with ${field} in ${list}`);
   return /^id=(\d+)/.exec(line)![1]!;
+}
+
+/**
+ * A TCP proxy that can go silent as a network partition does: while cut, it holds every byte in both
+ * directions and closes nothing; healed, it delivers them in order.
+ */
+async function partitionableProxy(port: number) {
+  let cut = false;
+  const held: Array<() => void> = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = createConnection(port, '127.0.0.1');
+    for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
+      sockets.add(from);
+      from.on('data', (chunk: Buffer) => (cut ? held.push(() => to.write(chunk)) : to.write(chunk)));
+      from.on('error', () => undefined);
+      from.on('close', () => to.destroy());
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    cut: () => void (cut = true),
+    heal: () => {
+      cut = false;
+      for (const deliver of held.splice(0)) deliver();
+    },
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    },
+  };
 }
 
 describe('Near cache in front of Redis', function () {
@@ -177,6 +210,26 @@ describe('Near cache in front of Redis', function () {
     });
   }
 
+  it('a silent network cut (nothing closed, nothing delivered): nothing served from memory within a few heartbeats, near hits again once healed', async function () {
+    const redis = await startRedis('redis-near-partitioned');
+    const proxy = await partitionableProxy(redis.port);
+    const keyPrefix = unique('near-partitioned');
+    const here = nearCache(`redis://127.0.0.1:${proxy.port}`, {}, keyPrefix);
+    const there = new RedisCache(`redis://127.0.0.1:${redis.port}`, { keyPrefix });
+    opened.push(there);
+    try {
+      await here.set('k', 'old');
+      await warm(here, 'k');
+      proxy.cut();
+      await there.set('k', 'new');
+      await until(() => held(here, 'k') === undefined, 'distrusting the near cache after a silent cut', 2000);
+      proxy.heal();
+      await until(async () => (await here.get('k').catch(() => undefined)) === 'new' && held(here, 'k') === 'new', 'near hits after the cut healed', 10_000);
+    } finally {
+      proxy.close();
+    }
+  });
+
   it('Redis restarted: the near cache is bypassed while it is down, empty after, and blocks with stale= are served their copy meanwhile', async function () {
     const redis = await startRedis('redis-near-restarted');
     const url = `redis://127.0.0.1:${redis.port}`;
@@ -220,8 +273,19 @@ describe('Near cache in front of Redis', function () {
     await until(async () => (await here.get('k')) === 'v2', 'reading the new value');
   });
 
-  it('is refused with a cluster, saying why', async function () {
+  it('is refused with a cluster, saying why; false is off, and a value that is not an option is refused', async function () {
     expect(() => new RedisCache(['redis://127.0.0.1:1'], { options: { cluster: true, nearCache: true } })).to.throw(TypeError, "The redis backend's nearCache does not work with cluster");
+    expect(nearCache((await redisServers()).url, { nearCache: false }).hasNearCache).to.equal(false);
+    expect(() => new RedisCache('redis://127.0.0.1:1', { options: { nearCache: null as unknown as boolean } })).to.throw(TypeError, "The redis backend's nearCache must be true, false or an object of its options, not null");
+  });
+
+  it('after close() nothing is served from memory', async function () {
+    const cache = nearCache((await redisServers()).url);
+    await cache.set('k', 'v');
+    await warm(cache, 'k');
+    await cache.close();
+    expect(held(cache, 'k')).to.equal(undefined);
+    expect(cache.outageCopy(cache.makeKey('k'))).to.equal(undefined);
   });
 
   it('a render that cannot wait refuses a near-cached cache on hits as on misses', async function () {
@@ -373,7 +437,7 @@ describe('NearCache', function () {
 
   it('keeps an entry no longer than the time to live its backend reported, counted from the read', async function () {
     const near = tracked();
-    await near.fill('k', async () => {
+    await near.readThrough('k', async () => {
       await sleep(30);
       return { value: 'v', ttl: 60 };
     });
@@ -384,14 +448,14 @@ describe('NearCache', function () {
 
   it('does not keep a read whose key was forgotten (or that was distrusted) while it was under way', async function () {
     const near = tracked();
-    const read = near.fill('k', async () => {
+    const read = near.readThrough('k', async () => {
       await sleep(10);
       return { value: 'old', ttl: null };
     });
     near.forget('k');
     expect(await read).to.equal('old');
     expect(near.get('k')).to.equal(undefined);
-    const distrusted = near.fill('k', async () => ({ value: 'old', ttl: null }));
+    const distrusted = near.readThrough('k', async () => ({ value: 'old', ttl: null }));
     near.distrust();
     near.trust();
     await distrusted;
@@ -400,15 +464,15 @@ describe('NearCache', function () {
 
   it('is bounded in entries and in bytes', async function () {
     const near = tracked();
-    for (let i = 0; i < 1000; i++) await near.fill(`small-${i}`, async () => ({ value: i, ttl: null }));
+    for (let i = 0; i < 1000; i++) await near.readThrough(`small-${i}`, async () => ({ value: i, ttl: null }));
     expect(near.size).to.equal(100);
-    for (let i = 0; i < 100; i++) await near.fill(`large-${i}`, async () => ({ value: 'x'.repeat(1000), ttl: null }));
+    for (let i = 0; i < 100; i++) await near.readThrough(`large-${i}`, async () => ({ value: 'x'.repeat(1000), ttl: null }));
     expect(near.size).to.be.at.most(10);
   });
 
   it('hands out copies of objects, so that a caller changing one changes nothing held', async function () {
     const near = tracked();
-    const value = await near.fill('k', async () => ({ value: { list: [1] }, ttl: null }));
+    const value = await near.readThrough('k', async () => ({ value: { list: [1] }, ttl: null }));
     (near.get('k') as { list: number[] }).list.push(2);
     expect(near.get('k')).to.deep.equal({ list: [1] });
     expect(value).to.deep.equal({ list: [1] });
@@ -416,9 +480,9 @@ describe('NearCache', function () {
 
   it('serves nothing while distrusted but the outage copies of values stored with a grace period', async function () {
     const near = tracked();
-    await near.fill('plain', async () => ({ value: 'p', ttl: null }));
+    await near.readThrough('plain', async () => ({ value: 'p', ttl: null }));
     const envelope = { 'fragcache:freshUntil': Date.now() + 1000, value: 'g' };
-    await near.fill('graced', async () => ({ value: envelope, ttl: null }));
+    await near.readThrough('graced', async () => ({ value: envelope, ttl: null }));
     near.distrust();
     expect(near.get('plain')).to.equal(undefined);
     expect(near.outageCopy('plain')).to.equal(undefined);

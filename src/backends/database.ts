@@ -2,7 +2,7 @@ import type { Pool, PoolClient, QueryResult, QueryResultRow } from 'pg';
 import { BaseCache, Culling, NOT_A_NUMBER, type TimeToLive } from '../base.js';
 import { loadClient } from '../clients.js';
 import type { CacheParams, DatabaseBackendOptions } from '../config.js';
-import { NearCache, type TimedValue } from '../near-cache.js';
+import { NearCache, nearCacheOption, type TimedValue } from '../near-cache.js';
 import { decodeValue, encodeValue } from './raw-integers.js';
 
 /**
@@ -55,6 +55,7 @@ export class DatabaseCache extends BaseCache {
 
   constructor(location: string | string[] | undefined, params: CacheParams<DatabaseBackendOptions>) {
     super(location, params);
+    const nearCache = nearCacheOption(params.options?.nearCache, 'database');
     const pg = loadClient<typeof import('pg')>('database', 'pg');
     this.table = tableOf(location);
     this.quotedTable = quoteIdentifier(this.table);
@@ -63,7 +64,6 @@ export class DatabaseCache extends BaseCache {
     // An idle connection that dies (the server restarted) is an 'error' event on the pool, which would
     // stop the process unheard; the pool replaces it, and the next statement reports any outage.
     this.pool.on('error', () => undefined);
-    const nearCache = params.options?.nearCache;
     if (nearCache !== undefined) this.near = new NearCache(nearCache, this.serializer, { toldOfChanges: false });
   }
 
@@ -155,11 +155,10 @@ export class DatabaseCache extends BaseCache {
   }
 
   protected async getEntry(key: string): Promise<unknown> {
-    const { rows } = await this.query<{ value: Buffer }>(`SELECT value FROM ${this.quotedTable} WHERE cache_key = $1 AND ${LIVE}`, [key]);
-    return rows.length === 0 ? undefined : this.decode(rows[0]!.value);
+    return (await this.getTimedEntry(key))?.value;
   }
 
-  /** With the row's time to live, so that the near cache never keeps an entry past its expiry. */
+  /** With the row's time to live, so that a near cache never keeps an entry past its expiry. */
   protected override async getTimedEntry(key: string): Promise<TimedValue | undefined> {
     // extract() gives a numeric, which pg hands over as text.
     const { rows } = await this.query<{ value: Buffer; ttl: string | null }>(
@@ -256,6 +255,7 @@ export class DatabaseCache extends BaseCache {
   }
 
   override async close(): Promise<void> {
+    this.near?.close();
     await this.pool.end();
   }
 }

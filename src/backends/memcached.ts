@@ -4,7 +4,7 @@ import { loadClient } from '../clients.js';
 import type { CacheParams, MemcachedBackendOptions } from '../config.js';
 import { InvalidCacheKeyError } from '../errors.js';
 import { memcachedKeyProblems } from '../keys.js';
-import { NearCache } from '../near-cache.js';
+import { NearCache, nearCacheOption } from '../near-cache.js';
 import { decodeValue, encodeValue } from './raw-integers.js';
 
 /** Memcached reads an expiry over 30 days as a Unix time rather than a number of seconds. */
@@ -49,10 +49,10 @@ export class MemcachedCache extends BaseCache {
 
   constructor(location: string | string[] | undefined, params: CacheParams<MemcachedBackendOptions>) {
     super(location, params);
+    const nearCache = nearCacheOption(params.options?.nearCache, 'memcached');
     const memjs = loadClient<typeof import('memjs')>('memcached', 'memjs');
     const servers = location === undefined ? '127.0.0.1:11211' : Array.isArray(location) ? location.join(',') : location;
     this.client = memjs.Client.create(servers, { ...MEMCACHED_CLIENT_DEFAULTS, ...params.options?.client });
-    const nearCache = params.options?.nearCache;
     if (nearCache !== undefined) this.near = new NearCache(nearCache, this.serializer, { toldOfChanges: false });
   }
 
@@ -129,6 +129,7 @@ export class MemcachedCache extends BaseCache {
   }
 
   override async close(): Promise<void> {
+    this.near?.close();
     this.client.close();
   }
 }

@@ -8,17 +8,27 @@
  * The near cache is trusted only while that chain is whole: both connections and the cache's main
  * connection up, the listener subscribed, tracking switched on for the listener's current id. The
  * moment any of them closes, news of a change could be lost, so the near cache stops serving; when all
- * are back, it starts again from empty (docs/backends/redis.md).
+ * are back, it starts again from empty (docs/backends/redis.md). A connection cut without a close (a
+ * partition, a middlebox dropping an idle connection) is noticed by a heartbeat on the listener.
  */
 import type { Redis, RedisOptions } from 'ioredis';
+import { CacheIncidentWarning } from '../breaker.js';
 import type { NearCache, TimedValue } from '../near-cache.js';
 
 const INVALIDATIONS = '__redis__:invalidate';
+/**
+ * Milliseconds between two PINGs on the listener. A PING still unanswered at the next one stops the
+ * near cache from serving: after a silent cut, a process serves what it holds for at most about twice this.
+ */
+export const HEARTBEAT_INTERVAL = 250;
+/** Beats without an answer after which the listener is reconnected: the connection is taken for dead. */
+const BEATS_BEFORE_RECONNECTING = 4;
 
 function ignore(): void {}
 
-function isWrongType(error: unknown): boolean {
-  return error instanceof Error && /WRONGTYPE/.test(error.message);
+/** Redis refused a command (as opposed to a connection lost): tracking will not work until someone acts. */
+function isRefusal(error: unknown): error is Error {
+  return error instanceof Error && error.name === 'ReplyError';
 }
 
 export class RedisTracking {
@@ -32,6 +42,12 @@ export class RedisTracking {
   private losses = 0;
   /** ioredis's own key prefix, which the names Redis publishes include. */
   private readonly clientPrefix: string;
+  private readonly heartbeat: NodeJS.Timeout;
+  /** Whether a heartbeat PING is unanswered, and whether it was found late (the near cache then distrusted). */
+  private heartbeatPending = false;
+  private heartbeatLate = false;
+  private lateBeats = 0;
+  private refusalReported = false;
 
   constructor(
     ioredis: typeof import('ioredis'),
@@ -41,31 +57,77 @@ export class RedisTracking {
     private readonly main: Redis,
   ) {
     this.clientPrefix = options.keyPrefix ?? '';
-    this.reader = new ioredis.Redis(url, options);
+    // Both connect at once, whatever lazyConnect says: the near cache is useless until they have.
+    this.reader = new ioredis.Redis(url, { ...options, lazyConnect: false });
     // Subscribed again by hand after a reconnection: the listener's new id must be known first, which
     // a connection in subscriber mode cannot ask.
-    this.listener = new ioredis.Redis(url, { ...options, autoResubscribe: false });
+    this.listener = new ioredis.Redis(url, { ...options, lazyConnect: false, autoResubscribe: false });
     this.listener.on('messageBuffer', (_channel: Buffer, keys: unknown) => this.invalidated(keys));
     for (const client of [this.reader, this.listener]) client.on('error', ignore);
     for (const client of [this.reader, this.listener, this.main]) {
       client.on('close', () => this.lost(client));
-      client.on('ready', () => void this.connected(client).catch(ignore));
+      client.on('ready', () => void this.connected(client).catch((error: unknown) => this.reportRefusal(error)));
     }
+    this.heartbeat = setInterval(() => this.beat(), HEARTBEAT_INTERVAL).unref();
   }
 
   private lost(client: Redis): void {
     this.losses++;
-    if (client === this.listener) this.listenerId = undefined;
+    if (client === this.listener) {
+      this.listenerId = undefined;
+      this.heartbeatPending = false;
+      this.heartbeatLate = false;
+      this.lateBeats = 0;
+    }
     this.near.distrust();
   }
 
   private async connected(client: Redis): Promise<void> {
     if (client === this.listener) {
+      const losses = this.losses;
       const id = await this.listener.client('ID');
       await this.listener.subscribe(INVALIDATIONS);
-      if (this.listener.status === 'ready') this.listenerId = id;
+      if (losses === this.losses) this.listenerId = id;
     }
     await this.track();
+  }
+
+  /**
+   * A PING on the listener, which answers in order with the invalidations: while one is unanswered at
+   * the next beat, news of a change may be stuck on the way, so nothing is served from memory. Once it
+   * answers, every invalidation sent before it has arrived, and the near cache starts again from empty.
+   */
+  private beat(): void {
+    if (this.listenerId === undefined) return;
+    if (this.heartbeatPending) {
+      if (!this.heartbeatLate) {
+        this.heartbeatLate = true;
+        this.losses++;
+        this.near.distrust();
+      }
+      if (++this.lateBeats === BEATS_BEFORE_RECONNECTING) this.listener.disconnect(true);
+      return;
+    }
+    this.heartbeatPending = true;
+    this.listener.ping().then(
+      () => {
+        this.heartbeatPending = false;
+        this.lateBeats = 0;
+        if (!this.heartbeatLate) return;
+        this.heartbeatLate = false;
+        void this.track().catch((error: unknown) => this.reportRefusal(error));
+      },
+      () => {
+        this.heartbeatPending = false;
+      },
+    );
+  }
+
+  /** A refused CLIENT or SUBSCRIBE (Redis before 6, an ACL, a managed Redis) is said once; lost connections are not news. */
+  private reportRefusal(error: unknown): void {
+    if (!isRefusal(error) || this.refusalReported) return;
+    this.refusalReported = true;
+    process.emitWarning(new CacheIncidentWarning(`fragcache: the Redis near cache cannot track keys, so it serves nothing from memory: ${error.message}`));
   }
 
   /** Switches tracking on once every connection is up, then trusts the near cache (from empty). */
@@ -91,23 +153,23 @@ export class RedisTracking {
   }
 
   /**
-   * Reads `key` on the tracked connection, with its time to live in the same round trip; `decode`
-   * turns the stored bytes into the value (`undefined` for a corrupt entry). A key of another type is a miss.
+   * Reads `key` on the tracked connection, with its time to live (PTTL: -1 for none, -2 for no key) in
+   * the same round trip; `decode` turns the stored bytes into the value (`undefined` for a corrupt entry).
+   * Rejects with the first command's error.
    */
   async read(key: string, decode: (data: Buffer) => unknown): Promise<TimedValue | undefined> {
     const replies = await this.reader.pipeline().getBuffer(key).pttl(key).exec();
-    const [[readError, data] = [null, null], [ttlError, ttl] = [null, -2]] = replies ?? [];
-    if (readError) {
-      if (isWrongType(readError)) return undefined;
-      throw readError;
-    }
-    if (ttlError) throw ttlError;
+    if (replies === null) throw new Error('The Redis pipeline was discarded');
+    for (const [error] of replies) if (error) throw error;
+    const data = replies[0]?.[1];
+    const ttl = replies[1]?.[1];
     if (!Buffer.isBuffer(data) || typeof ttl !== 'number' || ttl === -2) return undefined;
     const value = decode(data);
     return value === undefined ? undefined : { value, ttl: ttl === -1 ? null : ttl };
   }
 
   async close(): Promise<void> {
+    clearInterval(this.heartbeat);
     await Promise.all([this.reader, this.listener].map((client) => client.quit().catch(() => client.disconnect())));
   }
 }

@@ -4,7 +4,7 @@ import { BaseCache, NOT_A_NUMBER, type TimeToLive } from '../base.js';
 import { loadClient } from '../clients.js';
 import type { CacheParams, RedisBackendOptions } from '../config.js';
 import { defaultKeyFunction } from '../keys.js';
-import { NearCache, type TimedValue } from '../near-cache.js';
+import { NearCache, nearCacheOption, type TimedValue } from '../near-cache.js';
 import { RedisTracking } from './redis-tracking.js';
 import { decodeValue, encodeValue } from './raw-integers.js';
 
@@ -125,7 +125,8 @@ export class RedisCache extends BaseCache {
     const urls = location === undefined ? ['redis://127.0.0.1:6379'] : Array.isArray(location) ? location : [location];
     if (urls.length === 0) throw new TypeError('The redis backend needs at least one URL in location');
     const options = params.options ?? {};
-    if (options.cluster === true && options.nearCache !== undefined) {
+    const nearCache = nearCacheOption(options.nearCache, 'redis');
+    if (options.cluster === true && nearCache !== undefined) {
       throw new TypeError(
         "The redis backend's nearCache does not work with cluster: Redis tells a connection of changes only to keys on its own node. Use a near cache on a standalone Redis (with replicas), or none",
       );
@@ -151,8 +152,8 @@ export class RedisCache extends BaseCache {
       this.writer = primary as ClientWithCommands;
       this.masters = async () => [primary!];
       this.readers = replicas.length > 0 ? replicas : [this.writer];
-      if (options.nearCache !== undefined) {
-        this.near = new NearCache(options.nearCache, this.serializer, { toldOfChanges: true });
+      if (nearCache !== undefined) {
+        this.near = new NearCache(nearCache, this.serializer, { toldOfChanges: true });
         this.tracking = new RedisTracking(ioredis, urls[0]!, clientOptions, this.near, primary!);
       }
     }
@@ -191,9 +192,15 @@ export class RedisCache extends BaseCache {
   }
 
   /** Reads for the near cache go through its tracked connection, to the primary, with the key's time to live. */
-  protected override getTimedEntry(key: string): Promise<TimedValue | undefined> {
+  protected override async getTimedEntry(key: string): Promise<TimedValue | undefined> {
     if (this.tracking === undefined) return super.getTimedEntry(key);
-    return this.tracking.read(key, (data) => this.decode(data));
+    await this.connected();
+    try {
+      return await this.tracking.read(key, (data) => this.decode(data));
+    } catch (error) {
+      if (isWrongType(error)) return undefined;
+      throw error;
+    }
   }
 
   /** A key holding another type (a LIST, a HASH…) is not this cache's entry: a miss that the next write replaces. */
@@ -323,6 +330,7 @@ export class RedisCache extends BaseCache {
 
   override async close(): Promise<void> {
     const clients = new Set<Client>([this.writer, ...this.readers]);
+    this.near?.close();
     await Promise.all([...clients].map((client) => client.quit().catch(() => client.disconnect())));
     await this.tracking?.close();
   }
