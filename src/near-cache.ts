@@ -92,9 +92,22 @@ export class NearCache {
 
   /** The value held for `key` while trusted; `undefined` when none is (or it is not trusted). */
   get(key: string): unknown {
-    if (!this.trusted) return undefined;
+    return this.trusted ? this.held(key) : undefined;
+  }
+
+  /**
+   * The value held for `key`, whatever the trust. One the serializer cannot read back is dropped and a
+   * miss: the template tags read the near cache outside their guard, and a page must not fail on it.
+   */
+  private held(key: string): unknown {
     const slot = this.entries.get(key);
-    return slot === undefined ? undefined : fromSlot(slot, this.serializer);
+    if (slot === undefined) return undefined;
+    try {
+      return fromSlot(slot, this.serializer);
+    } catch {
+      this.entries.delete(key);
+      return undefined;
+    }
   }
 
   /**
@@ -166,9 +179,7 @@ export class NearCache {
    */
   outageCopy(key: string): unknown {
     if (this.trusted) return undefined;
-    const slot = this.entries.get(key);
-    if (slot === undefined) return undefined;
-    const value = fromSlot(slot, this.serializer);
+    const value = this.held(key);
     return isStaleEnvelope(value) ? value : undefined;
   }
 

@@ -40,6 +40,8 @@ export class RedisTracking {
   private listenerId: number | undefined;
   /** Counts connection losses, so that tracking switched on before the latest one is not trusted. */
   private losses = 0;
+  /** Counts the listener's own losses, so that an id asked on a connection since lost is not kept. */
+  private listenerLosses = 0;
   /** ioredis's own key prefix, which the names Redis publishes include. */
   private readonly clientPrefix: string;
   private readonly heartbeat: NodeJS.Timeout;
@@ -74,6 +76,7 @@ export class RedisTracking {
   private lost(client: Redis): void {
     this.losses++;
     if (client === this.listener) {
+      this.listenerLosses++;
       this.listenerId = undefined;
       this.heartbeatPending = false;
       this.heartbeatLate = false;
@@ -84,10 +87,12 @@ export class RedisTracking {
 
   private async connected(client: Redis): Promise<void> {
     if (client === this.listener) {
-      const losses = this.losses;
+      // Only the listener's own losses matter here: another connection dropping meanwhile leaves this
+      // id good, and the listener would never set it again.
+      const listenerLosses = this.listenerLosses;
       const id = await this.listener.client('ID');
       await this.listener.subscribe(INVALIDATIONS);
-      if (losses === this.losses) this.listenerId = id;
+      if (listenerLosses === this.listenerLosses) this.listenerId = id;
     }
     await this.track();
   }

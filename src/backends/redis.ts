@@ -194,7 +194,6 @@ export class RedisCache extends BaseCache {
   /** Reads for the near cache go through its tracked connection, to the primary, with the key's time to live. */
   protected override async getTimedEntry(key: string): Promise<TimedValue | undefined> {
     if (this.tracking === undefined) return super.getTimedEntry(key);
-    await this.connected();
     try {
       return await this.tracking.read(key, (data) => this.decode(data));
     } catch (error) {
