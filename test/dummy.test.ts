@@ -27,8 +27,8 @@ describe('dummy', function () {
   });
 
   it('rejects incr, decr, incrVersion and decrVersion as for a missing key', async function () {
-    for (const attempt of [cache.incr('n'), cache.decr('n'), cache.incrVersion('n'), cache.decrVersion('n')]) {
-      expect((await rejectionOf(attempt)).message).to.equal("Key 'n' not found");
+    for (const attempt of [() => cache.incr('n'), () => cache.decr('n'), () => cache.incrVersion('n'), () => cache.decrVersion('n')]) {
+      expect((await rejectionOf(attempt())).message).to.equal("Key 'n' not found");
     }
   });
 
