@@ -117,6 +117,11 @@ export class CircuitBreaker {
     return this.openUntil !== 0;
   }
 
+  /** Whether an outage is under way: an operation failed and none has succeeded since. */
+  get isFailing(): boolean {
+    return this.outageSince !== 0;
+  }
+
   succeeded(): void {
     if (this.outageSince === 0) return;
     const recovery: CacheRecovery = { alias: this.alias, failures: this.failures, downtime: Date.now() - this.outageSince };
@@ -138,32 +143,40 @@ export class CircuitBreaker {
   /**
    * Waits for an operation that answered with a Promise, for at most `timeout` ms (by default the
    * breaker's): resolves to its value, or to `fallback` once it failed or ran out of time, and tells
-   * the breaker which. Time this
-   * process spent busy does not count: a reply that arrived while a long render held the event loop is
-   * read before the timeout is declared (the check runs after the loop's I/O phase), so a slow page
-   * never opens the circuit of a healthy cache.
+   * the breaker which. Time this process spent busy does not count, so a slow page never opens the
+   * circuit of a healthy cache: the clock starts once the task that asked has finished (a backend
+   * sends its command from that task's promise callbacks, so another request's synchronous work in the
+   * same task would otherwise run on the backend's clock), and a reply that arrived while a long task
+   * held the event loop is read before the timeout is declared (the check runs after the loop's I/O
+   * phase).
    */
   guard<T, F>(pending: PromiseLike<T>, operation: CacheOperation, fallback: F, timeout = this.timeout): Promise<T | F> {
     return new Promise<T | F>((resolve) => {
       let settled = false;
-      const timer = setTimeout(() => {
-        setImmediate(() => {
-          if (settled) return;
-          settled = true;
-          this.failed(operation, new CacheTimeoutError(`The cache did not answer within ${timeout} ms`));
-          resolve(fallback);
-        });
-      }, timeout);
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = () => {
+        if (settled) return;
+        settled = true;
+        this.failed(operation, new CacheTimeoutError(`The cache did not answer within ${timeout} ms`));
+        resolve(fallback);
+      };
+      const starting = setImmediate(() => {
+        if (!settled) timer = setTimeout(() => setImmediate(timedOut), timeout);
+      });
+      const stop = () => {
+        clearImmediate(starting);
+        clearTimeout(timer);
+      };
       pending.then(
         (value) => {
-          clearTimeout(timer);
+          stop();
           if (settled) return;
           settled = true;
           this.succeeded();
           resolve(value);
         },
         (error: unknown) => {
-          clearTimeout(timer);
+          stop();
           if (settled) return;
           settled = true;
           this.failed(operation, error);

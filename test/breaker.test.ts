@@ -50,6 +50,18 @@ describe('the circuit breaker', function () {
     expect(await guarded).to.equal('answer');
   });
 
+  it('starts the clock once the task that asked is done: a request sent from its promise callbacks is not late for the work that followed it', async function () {
+    const { breaker, incidents } = recorded({ timeout: 30 });
+    // As a backend does: the command goes out from a promise callback, after the synchronous work of the
+    // task that asked (another request's handler holding the loop for 100 ms), and is answered in 5 ms.
+    const answer = Promise.resolve().then(() => new Promise<string>((resolve) => setTimeout(() => resolve('answer'), 5)));
+    const guarded = breaker.guard(answer, 'read', 'fallback');
+    const until = Date.now() + 100;
+    while (Date.now() < until);
+    expect(await guarded).to.equal('answer');
+    expect(incidents).to.deep.equal([]);
+  });
+
   it('without a listener, a registry reports outages as process warnings', async function () {
     const caches = new CacheRegistry({ default: { backend: 'locmem' } });
     const breaker = caches.default.breaker;

@@ -180,6 +180,43 @@ describe('Faults on real servers', function () {
     expect(incidents).to.have.length(1);
     expect(incidents[0]!.error).to.have.property('name', 'CacheTimeoutError');
   });
+
+  it('a block whose read timed out tries neither the lock nor the write: the page waits for one timeout, and nothing reaches Redis after its stall', async function () {
+    const redis = await startRedis('redis-stalled-once', ['--enable-debug-command', 'yes']);
+    const keyPrefix = unique('stall');
+    const { caches, incidents } = watchedRegistry({ backend: 'redis', location: `redis://127.0.0.1:${redis.port}`, keyPrefix, lock: true });
+    const page = nunjucksPage(caches);
+    expect(await page.render(0)).to.equal(page.expected(0));
+    const stall = runFile('redis-cli', ['-p', String(redis.port), 'DEBUG', 'SLEEP', '1']);
+    await sleep(100);
+    const started = performance.now();
+    expect(await page.render(1)).to.equal(page.expected(1));
+    const elapsed = performance.now() - started;
+    await stall;
+    const keys = redisCli(redis.port, 'KEYS', `${keyPrefix}*`).split('\n').filter(Boolean);
+    await caches.close();
+    await redis.stop();
+    expect(elapsed, 'ms the page took').to.be.below(500);
+    expect(keys, 'the keys in Redis after its stall').to.deep.equal([`${keyPrefix}:1:${makeTemplateFragmentKey('row', [0])}`]);
+    expect(incidents).to.have.length(1);
+  });
+
+  it('a healthy Redis is not taken for a stalled one when the process is busy: a render followed by 100 ms of synchronous work is a hit', async function () {
+    const { caches, incidents } = watchedRegistry({ backend: 'redis', location: (await redisServers()).url, keyPrefix: unique('busy') });
+    const page = nunjucksPage(caches);
+    await page.render(1);
+    const bodies = page.counter.bodies;
+    for (let i = 0; i < 5; i++) {
+      const rendered = page.render(1);
+      // Another request's handler holds the event loop in the same task as the render's read.
+      const until = performance.now() + 100;
+      while (performance.now() < until);
+      expect(await rendered).to.equal(page.expected(1));
+    }
+    await caches.close();
+    expect(page.counter.bodies - bodies, 'bodies rendered again').to.equal(0);
+    expect(incidents).to.deep.equal([]);
+  });
 });
 
 describe('Poisoned entries are misses that the next render repairs', function () {

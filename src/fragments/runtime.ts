@@ -526,12 +526,13 @@ export class FragmentRuntime {
 
   /**
    * Waits for this process's turn to render a block on a cache with a lock, as a wait for its cache:
-   * another process may render it meanwhile, or a stale copy may be served. A failing lock is no lock.
+   * another process may render it meanwhile, or a stale copy may be served. A failing lock is no lock,
+   * and during an outage (the read before it has just failed) none is tried.
    */
   private turnOf(miss: Miss, watch: RenderWatch, lock: LockSettings): Promise<FillTurn<string>> {
     const { cache, key } = miss;
     const breaker = cache.breaker;
-    if (!breaker.allows()) return Promise.resolve(FILL_WITHOUT_LOCK);
+    if (breaker.isFailing) return Promise.resolve(FILL_WITHOUT_LOCK);
     const look = async () => freshHtml(await this.read(cache, key));
     // Bounded by the lock's wait plus its last round (a poll, a look and a try for the lock) past the
     // deadline: each look is bounded by itself, and a healthy wait must never count as a timeout.
