@@ -198,6 +198,9 @@ export abstract class BaseCache {
    */
   protected near: NearCache | undefined = undefined;
 
+  /** Work started for callers that do not wait for it, each settling quietly; close() waits for it. */
+  private readonly unawaited = new Set<Promise<void>>();
+
   constructor(_location: string | string[] | undefined, params: CacheParams) {
     this.defaultTimeout = configuredTimeout(params.timeout === undefined ? DEFAULT_TIMEOUT : params.timeout);
     this.keyPrefix = params.keyPrefix ?? '';
@@ -590,6 +593,28 @@ export abstract class BaseCache {
     }
   }
 
-  /** Releases connections and handles. The in-memory backends hold none. */
-  async close(): Promise<void> {}
+  /**
+   * Lets `work` finish before this cache closes, for a caller that does not wait for it: a lock given
+   * back after a render, a page stored after it was sent, a read a failed render left behind. Without
+   * this, a shutdown right after a page would cut them off, leaving a lock for other processes to wait
+   * out and reporting an outage that never was. Its outcome is the work's own concern (the callers guard
+   * it); here it only settles.
+   */
+  finishBeforeClosing(work: PromiseLike<unknown>): void {
+    const settled = Promise.resolve(work).then(ignore, ignore);
+    this.unawaited.add(settled);
+    void settled.then(() => this.unawaited.delete(settled));
+  }
+
+  /**
+   * Finishes the work started for callers that did not wait for it, and empties the near cache. A
+   * backend holding connections or handles overrides this, calls `await super.close()` first, then
+   * releases them.
+   */
+  async close(): Promise<void> {
+    while (this.unawaited.size > 0) await Promise.all(this.unawaited);
+    this.near?.close();
+  }
 }
+
+function ignore(): void {}

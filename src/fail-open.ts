@@ -66,3 +66,9 @@ export function writeOrSkip(cache: BaseCache, key: string, value: unknown, timeo
     return undefined;
   }
 }
+
+/** `writeOrSkip` for a caller that does not wait for the write: the cache finishes it before closing. */
+export function writeInBackground(cache: BaseCache, key: string, value: unknown, timeout: Timeout): void {
+  const written = writeOrSkip(cache, key, value, timeout);
+  if (isPromiseLike(written)) cache.finishBeforeClosing(written);
+}

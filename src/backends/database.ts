@@ -255,7 +255,7 @@ export class DatabaseCache extends BaseCache {
   }
 
   override async close(): Promise<void> {
-    this.near?.close();
+    await super.close();
     await this.pool.end();
   }
 }

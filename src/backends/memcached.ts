@@ -129,7 +129,7 @@ export class MemcachedCache extends BaseCache {
   }
 
   override async close(): Promise<void> {
-    this.near?.close();
+    await super.close();
     this.client.close();
   }
 }

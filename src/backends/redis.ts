@@ -328,8 +328,8 @@ export class RedisCache extends BaseCache {
   }
 
   override async close(): Promise<void> {
+    await super.close();
     const clients = new Set<Client>([this.writer, ...this.readers]);
-    this.near?.close();
     await Promise.all([...clients].map((client) => client.quit().catch(() => client.disconnect())));
     await this.tracking?.close();
   }

@@ -544,7 +544,7 @@ export class FragmentRuntime {
 
   /** Releases a lock without making the page wait for it; a failure is the breaker's to hear of. */
   private giveBack(cache: BaseCache, release: () => Awaitable<void>): void {
-    void cache.breaker.guard(Promise.resolve().then(release), 'lock', undefined);
+    cache.finishBeforeClosing(cache.breaker.guard(Promise.resolve().then(release), 'lock', undefined));
   }
 
   /** Renders the body and stores what it printed (an empty string is stored like any other). */
@@ -581,7 +581,7 @@ export class FragmentRuntime {
       watch.startCacheWait(place);
       return watch;
     } catch (error) {
-      abandon(pending);
+      cache.finishBeforeClosing(pending);
       throw error;
     }
   }

@@ -9,7 +9,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { isPromiseLike, type Awaitable, type BaseCache } from '../base.js';
-import { readOrMiss, writeOrSkip } from '../fail-open.js';
+import { readOrMiss, writeInBackground } from '../fail-open.js';
 import { caches as processCaches, type CacheRegistry } from '../registry.js';
 import { hasDirective, headerText, maxAgeOf, noCacheFields, patchResponseHeaders, variesOn, type HeaderAccess } from './headers.js';
 import { digestOfUrl, headerListKey, learnHeaderList, pageKey, pageUrl, type PageRequest } from './keys.js';
@@ -290,8 +290,8 @@ export class PageCache {
     const { cache, request, url, urlDigest } = miss;
     const key = cache.makeKey(pageKey(this.keyPrefix, request.method, url, headerList, request.headers, urlDigest));
     const timeout = cache.resolveTimeout(seconds);
-    writeOrSkip(cache, cache.makeKey(headerListKey(this.keyPrefix, url, urlDigest)), headerList, timeout);
-    writeOrSkip(cache, key, page, timeout);
+    writeInBackground(cache, cache.makeKey(headerListKey(this.keyPrefix, url, urlDigest)), headerList, timeout);
+    writeInBackground(cache, key, page, timeout);
     miss.settle({ key, headerList, page });
   }
 }
