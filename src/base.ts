@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CircuitBreaker, positiveOr } from './breaker.js';
+import { CircuitBreaker } from './breaker.js';
 import type { CacheParams, CullingOptions, LockOptions } from './config.js';
 import { CacheKeyWarning, KeyNotFoundError } from './errors.js';
 import { Flights } from './flights.js';
 import type { NearCache, TimedValue } from './near-cache.js';
 import { defaultKeyFunction, memcachedKeyProblems, type KeyFunction } from './keys.js';
 import { jsonSerializer, type Serializer } from './serializers.js';
+import { settingsOf } from './settings.js';
 import { isFresh, isStaleEnvelope, withGrace } from './stale.js';
 
 /** A value, or a Promise of it: backends that can answer synchronously do, so a hit awaits nothing. */
@@ -87,11 +88,11 @@ function configuredTimeout(value: unknown): Timeout {
 
 function lockSettings(lock: LockOptions | boolean | undefined): LockSettings | undefined {
   if (lock === undefined || lock === false) return undefined;
-  const options = lock === true ? {} : lock;
+  const setting = settingsOf('lock', lock, ['lease', 'wait', 'pollInterval']);
   return {
-    lease: Math.ceil(positiveOr(options.lease, 5000)),
-    wait: positiveOr(options.wait, 3000),
-    pollInterval: positiveOr(options.pollInterval, 25),
+    lease: Math.ceil(setting('lease', 5000)),
+    wait: setting('wait', 3000),
+    pollInterval: setting('pollInterval', 25),
   };
 }
 

@@ -7,6 +7,7 @@
  */
 
 import type { BreakerOptions } from './config.js';
+import { settingsOf } from './settings.js';
 
 /** What the breaker guards: a read, a write, or taking a lock for a render. */
 export type CacheOperation = 'read' | 'write' | 'lock';
@@ -37,11 +38,6 @@ export interface IncidentListener {
 const DEFAULT_FAILURE_THRESHOLD = 3;
 const DEFAULT_RETRY_AFTER = 500;
 const DEFAULT_TIMEOUT = 50;
-
-/** `value` if it is a positive finite number, else `fallback`: how every duration setting is read. */
-export function positiveOr(value: unknown, fallback: number): number {
-  return typeof value === 'number' && value > 0 && Number.isFinite(value) ? value : fallback;
-}
 
 /** An operation the breaker guards took longer than its `timeout`. */
 export class CacheTimeoutError extends Error {
@@ -92,9 +88,10 @@ export class CircuitBreaker {
   private openUntil = 0;
 
   constructor(options: BreakerOptions | undefined) {
-    this.failureThreshold = Math.ceil(positiveOr(options?.failureThreshold, DEFAULT_FAILURE_THRESHOLD));
-    this.retryAfter = positiveOr(options?.retryAfter, DEFAULT_RETRY_AFTER);
-    this.timeout = positiveOr(options?.timeout, DEFAULT_TIMEOUT);
+    const setting = settingsOf('breaker', options, ['failureThreshold', 'retryAfter', 'timeout']);
+    this.failureThreshold = Math.ceil(setting('failureThreshold', DEFAULT_FAILURE_THRESHOLD, { unbounded: true }));
+    this.retryAfter = setting('retryAfter', DEFAULT_RETRY_AFTER);
+    this.timeout = setting('timeout', DEFAULT_TIMEOUT);
   }
 
   /** Sends this cache's reports to `listener`, naming it `alias`. */

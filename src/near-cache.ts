@@ -9,8 +9,8 @@
  * the write, so that a process always reads its own writes.
  */
 import { LRUCache } from 'lru-cache';
-import { positiveOr } from './breaker.js';
 import type { Serializer } from './serializers.js';
+import { settingsOf } from './settings.js';
 import { fromSlot, slotBytes, toSlot, type Slot } from './slots.js';
 import { isStaleEnvelope } from './stale.js';
 
@@ -76,12 +76,13 @@ export class NearCache {
     private readonly serializer: Serializer,
     { toldOfChanges }: { readonly toldOfChanges: boolean },
   ) {
-    const settings = options === true ? {} : options;
+    // A near cache told of every change has no staleness to bound.
+    const setting = settingsOf('options.nearCache', options, toldOfChanges ? ['maxEntries', 'maxBytes'] : ['maxEntries', 'maxBytes', 'maxStaleness']);
     this.entries = new LRUCache<string, Slot>({
-      max: Math.ceil(positiveOr(settings.maxEntries, DEFAULT_MAX_ENTRIES)),
-      maxSize: Math.ceil(positiveOr(settings.maxBytes, DEFAULT_MAX_BYTES)),
+      max: Math.ceil(setting('maxEntries', DEFAULT_MAX_ENTRIES)),
+      maxSize: Math.ceil(setting('maxBytes', DEFAULT_MAX_BYTES)),
     });
-    this.maxStaleness = toldOfChanges ? 0 : positiveOr(settings.maxStaleness, DEFAULT_MAX_STALENESS);
+    this.maxStaleness = toldOfChanges ? 0 : setting('maxStaleness', DEFAULT_MAX_STALENESS);
     this.trusted = !toldOfChanges;
   }
 

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { BaseCache } from './base.js';
 import { warningListener, type CacheIncident, type CacheRecovery, type IncidentListener } from './breaker.js';
-import type { BackendClass, BuiltinBackend, CacheConfig } from './config.js';
+import type { BackendClass, BackendConfig, BuiltinBackend, CacheConfig, CustomConfig } from './config.js';
 import { DatabaseCache } from './backends/database.js';
 import { DummyCache } from './backends/dummy.js';
 import { FileBasedCache } from './backends/file.js';
@@ -48,13 +48,22 @@ function isBackendClass(value: unknown): value is BackendClass<object> {
   return typeof value === 'function' && value.prototype instanceof BaseCache;
 }
 
-/** Loads a module specifier, reporting failure as the registry's error. */
-function loadSpecified(spec: string): unknown {
+/**
+ * Loads a module specifier, reporting failure as the registry's error: the first line of the reason
+ * (Node's require stack names our loader, not the user's code), after `context` when given.
+ */
+function loadSpecified(spec: string, context?: string): unknown {
   try {
     return loadExport(spec);
   } catch (error) {
-    throw new InvalidCacheBackendError(`Could not find backend '${spec}': ${(error as Error).message}`, { cause: error });
+    const reason = error instanceof Error ? error.message.split('\n', 1)[0] : String(error);
+    throw new InvalidCacheBackendError(`Could not find backend '${spec}': ${context === undefined ? '' : `${context}: `}${reason}`, { cause: error });
   }
+}
+
+/** A backend named like a built-in one (no path, no `#Export`) that is none is most likely misspelt. */
+function looksBuiltin(spec: string): boolean {
+  return !/^[./]|#/.test(spec);
 }
 
 /** The backend class a config names; a built-in one first checks the config's options. */
@@ -65,7 +74,8 @@ function resolveBackend(spec: string | BackendClass, options: object | undefined
   }
   const builtin = builtinBackends.get(spec);
   if (builtin !== undefined) checkOptions(spec, options, builtin.optionNames);
-  const loaded = builtin ?? loadSpecified(spec);
+  const context = looksBuiltin(spec) ? `not a built-in backend (${[...builtinBackends.keys()].join(', ')}), nor a module that loads` : undefined;
+  const loaded = builtin ?? loadSpecified(spec, context);
   if (!isBackendClass(loaded)) {
     throw new InvalidCacheBackendError(`Could not find backend '${spec}': it is not a class extending BaseCache`);
   }
@@ -94,6 +104,28 @@ function resolveSerializer(spec: Serializer | string | undefined): Serializer | 
     throw new InvalidCacheBackendError(`Could not find backend '${spec}': the serializer has no dumps and loads methods`);
   }
   return serializer;
+}
+
+/** What a cache's config may set; a backend's own options go under `options`. */
+const CACHE_SETTINGS = Object.keys({
+  backend: true,
+  location: true,
+  timeout: true,
+  keyPrefix: true,
+  version: true,
+  keyFunction: true,
+  serializer: true,
+  breaker: true,
+  lock: true,
+  options: true,
+} satisfies Record<keyof CustomConfig, true>);
+
+/** Refuses a setting no cache takes, such as a misspelt `timout`, which would otherwise be ignored. */
+function checkSettings(alias: string, config: BackendConfig): void {
+  for (const name of Object.keys(config)) {
+    if (CACHE_SETTINGS.includes(name)) continue;
+    throw new TypeError(`Unknown setting '${name}' in cache '${alias}': a cache takes ${CACHE_SETTINGS.join(', ')}; a backend's own options go under options`);
+  }
 }
 
 function checkedConfig(config: CacheConfig): CacheConfig {
@@ -156,7 +188,9 @@ export class CacheRegistry extends EventEmitter<CacheRegistryEvents> {
     const existing = this.created.get(alias);
     if (existing) return existing;
     if (!this.has(alias)) throw new InvalidCacheBackendError(`The connection '${alias}' doesn't exist.`);
-    const { backend, location, keyFunction, serializer, ...params } = this.config[alias]!;
+    const config = this.config[alias]!;
+    checkSettings(alias, config);
+    const { backend, location, keyFunction, serializer, ...params } = config;
     const Backend = resolveBackend(backend, params.options);
     const cache = new Backend(location, { ...params, keyFunction: resolveKeyFunction(keyFunction), serializer: resolveSerializer(serializer) });
     cache.breaker.reportTo(this.reporter, alias);

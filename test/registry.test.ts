@@ -51,7 +51,50 @@ describe('CacheRegistry', function () {
       InvalidCacheBackendError,
       "Could not find backend './test/fixtures/custom-backend.mjs#notABackend': it is not a class extending BaseCache",
     );
-    expect(() => registry.get('unknownName')).to.throw(InvalidCacheBackendError, "Could not find backend 'memcache'");
+    expect(() => registry.get('unknownName')).to.throw(
+      InvalidCacheBackendError,
+      /^Could not find backend 'memcache': not a built-in backend \(locmem, dummy, redis, file, memcached, database\), nor a module that loads: Cannot find module 'memcache'$/,
+    );
+  });
+
+  it('refuses a misspelt setting of a cache, and a wrong or misspelt breaker, lock or near cache setting, at compile time and at runtime', function () {
+    const registry = new CacheRegistry({
+      default: { backend: 'locmem' },
+      // @ts-expect-error -- a misspelt setting
+      timout: { backend: 'locmem', timout: 60 },
+      // @ts-expect-error -- a number, not a string
+      breakerText: { backend: 'locmem', breaker: { timeout: '200' } },
+      breakerZero: { backend: 'locmem', breaker: { failureThreshold: 0 } },
+      // @ts-expect-error -- a misspelt breaker setting
+      breakerName: { backend: 'locmem', breaker: { timeOut: 200 } },
+      // @ts-expect-error -- a misspelt lock setting
+      lockName: { backend: 'locmem', lock: { leese: 100 } },
+      lockNegative: { backend: 'locmem', lock: { lease: -1 } },
+      // @ts-expect-error -- a misspelt near cache setting
+      nearName: { backend: 'memcached', options: { nearCache: { maxByte: 5 } } },
+      // @ts-expect-error -- Redis tells of every change: there is no staleness to bound
+      nearRedis: { backend: 'redis', options: { nearCache: { maxStaleness: 5 } } },
+    });
+    const aliases = ['timout', 'breakerText', 'breakerZero', 'breakerName', 'lockName', 'lockNegative', 'nearName', 'nearRedis'];
+    const refusals = aliases.map((alias) => {
+      try {
+        registry.get(alias);
+        return `${alias}: created`;
+      } catch (error) {
+        return `${alias}: ${(error as Error).name}: ${(error as Error).message}`;
+      }
+    });
+    expect(refusals).to.deep.equal([
+      "timout: TypeError: Unknown setting 'timout' in cache 'timout': a cache takes backend, location, timeout, keyPrefix, version, keyFunction, serializer, breaker, lock, options; a backend's own options go under options",
+      "breakerText: TypeError: breaker.timeout must be a positive number, not '200'",
+      'breakerZero: TypeError: breaker.failureThreshold must be a positive number or Infinity, not 0',
+      "breakerName: TypeError: Unknown setting 'timeOut' in breaker: it takes failureThreshold, retryAfter, timeout",
+      "lockName: TypeError: Unknown setting 'leese' in lock: it takes lease, wait, pollInterval",
+      'lockNegative: TypeError: lock.lease must be a positive number, not -1',
+      "nearName: TypeError: Unknown setting 'maxByte' in options.nearCache: it takes maxEntries, maxBytes, maxStaleness",
+      "nearRedis: TypeError: Unknown setting 'maxStaleness' in options.nearCache: it takes maxEntries, maxBytes",
+    ]);
+    expect(new CacheRegistry({ default: { backend: 'locmem', breaker: { failureThreshold: Infinity } } }).default.breaker.allows()).to.equal(true);
   });
 
   it('refuses an option a built-in backend does not know, at compile time and at runtime', function () {

@@ -56,6 +56,7 @@ export class DatabaseCache extends BaseCache {
   constructor(location: string | string[] | undefined, params: CacheParams<DatabaseBackendOptions>) {
     super(location, params);
     const nearCache = nearCacheOption(params.options?.nearCache, 'database');
+    if (nearCache !== undefined) this.near = new NearCache(nearCache, this.serializer, { toldOfChanges: false });
     const pg = loadClient<typeof import('pg')>('database', 'pg');
     this.table = tableOf(location);
     this.quotedTable = quoteIdentifier(this.table);
@@ -64,7 +65,6 @@ export class DatabaseCache extends BaseCache {
     // An idle connection that dies (the server restarted) is an 'error' event on the pool, which would
     // stop the process unheard; the pool replaces it, and the next statement reports any outage.
     this.pool.on('error', () => undefined);
-    if (nearCache !== undefined) this.near = new NearCache(nearCache, this.serializer, { toldOfChanges: false });
   }
 
   /** The statements that create the table a cache's `location` names, and its expiry index. */

@@ -50,10 +50,10 @@ export class MemcachedCache extends BaseCache {
   constructor(location: string | string[] | undefined, params: CacheParams<MemcachedBackendOptions>) {
     super(location, params);
     const nearCache = nearCacheOption(params.options?.nearCache, 'memcached');
+    if (nearCache !== undefined) this.near = new NearCache(nearCache, this.serializer, { toldOfChanges: false });
     const memjs = loadClient<typeof import('memjs')>('memcached', 'memjs');
     const servers = location === undefined ? '127.0.0.1:11211' : Array.isArray(location) ? location.join(',') : location;
     this.client = memjs.Client.create(servers, { ...MEMCACHED_CLIENT_DEFAULTS, ...params.options?.client });
-    if (nearCache !== undefined) this.near = new NearCache(nearCache, this.serializer, { toldOfChanges: false });
   }
 
   override validateKey(key: string): void {

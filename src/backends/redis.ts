@@ -131,6 +131,8 @@ export class RedisCache extends BaseCache {
         "The redis backend's nearCache does not work with cluster: Redis tells a connection of changes only to keys on its own node. Use a near cache on a standalone Redis (with replicas), or none",
       );
     }
+    // Made before any connection opens, so that a wrong setting of it leaks none.
+    const near = nearCache === undefined ? undefined : new NearCache(nearCache, this.serializer, { toldOfChanges: true });
     const ioredis = loadClient<typeof import('ioredis')>('redis', 'ioredis');
     const clientOptions: RedisOptions = { ...REDIS_CLIENT_DEFAULTS, ...options.client };
     this.clusterMode = options.cluster === true;
@@ -152,9 +154,9 @@ export class RedisCache extends BaseCache {
       this.writer = primary as ClientWithCommands;
       this.masters = async () => [primary!];
       this.readers = replicas.length > 0 ? replicas : [this.writer];
-      if (nearCache !== undefined) {
-        this.near = new NearCache(nearCache, this.serializer, { toldOfChanges: true });
-        this.tracking = new RedisTracking(ioredis, urls[0]!, clientOptions, this.near, primary!);
+      if (near !== undefined) {
+        this.near = near;
+        this.tracking = new RedisTracking(ioredis, urls[0]!, clientOptions, near, primary!);
       }
     }
     this.writer.defineCommand('fragcacheIncr', { numberOfKeys: 1, lua: INCR_IF_EXISTS });
