@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { CacheRegistry, RedisCache, type CacheParams, type RedisBackendOptions } from 'fragcache';
 import { describeConformance } from './conformance.js';
@@ -60,6 +61,17 @@ describe('redis', function () {
       const clients = await raw().client('LIST');
       expect(String(clients)).to.include('name=fragcache-test');
       await registry.close();
+    });
+
+    it('says why a new cache could not connect: the client’s own error', async function () {
+      const server = createServer();
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const address = server.address();
+      if (address === null || typeof address === 'string') throw new Error('a TCP server has a port');
+      const { port } = address;
+      await new Promise((resolve) => server.close(resolve));
+      const error = await rejectionOf(cache({}, `redis://127.0.0.1:${port}`).get('anything'));
+      expect(error.message).to.equal(`Redis did not connect within 500 ms: connect ECONNREFUSED 127.0.0.1:${port}`);
     });
 
     it('stores exactly makeKey(key), integers as decimal text', async function () {

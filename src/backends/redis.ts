@@ -55,16 +55,26 @@ function escapeRegExp(text: string): string {
  */
 function firstConnection(client: Client, limit: number): () => Promise<void> | undefined {
   let connected = false;
+  // Why it does not connect (refused, unknown host, bad password): what the rejection should say.
+  let lastError: Error | undefined;
+  const remember = (error: Error) => {
+    lastError = error;
+  };
+  client.on('error', remember);
   const ready = new Promise<void>((resolve) => {
     client.once('ready', () => {
       connected = true;
+      client.off('error', remember);
       resolve();
     });
   });
   return () => {
     if (connected || client.status === 'ready') return undefined;
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`Redis did not connect within ${limit} ms`)), limit);
+      const timer = setTimeout(() => {
+        const reason = lastError === undefined ? '' : `: ${lastError.message}`;
+        reject(new Error(`Redis did not connect within ${limit} ms${reason}`, { cause: lastError }));
+      }, limit);
       void ready.then(() => {
         clearTimeout(timer);
         resolve();
