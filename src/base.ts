@@ -608,12 +608,13 @@ export abstract class BaseCache {
   }
 
   /**
-   * Finishes the work started for callers that did not wait for it, and empties the near cache. A
-   * backend holding connections or handles overrides this, calls `await super.close()` first, then
-   * releases them.
+   * Finishes the work started for callers that did not wait for it, empties the near cache, and stops
+   * reporting outages: an operation still under way that the shutdown cuts off is not one. A backend
+   * holding connections or handles overrides this, calls `await super.close()` first, then releases them.
    */
   async close(): Promise<void> {
     while (this.unawaited.size > 0) await Promise.all(this.unawaited);
+    this.breaker.stopReporting();
     this.near?.close();
   }
 }

@@ -65,6 +65,8 @@ export const warningListener: IncidentListener = {
   },
 };
 
+const SILENT: IncidentListener = { incident() {}, recovery() {} };
+
 /**
  * Closed, it lets every operation through. `failureThreshold` consecutive failures open it: operations
  * are refused at once for `retryAfter` ms, then one is let through as a probe (and the next probe
@@ -98,6 +100,11 @@ export class CircuitBreaker {
   reportTo(listener: IncidentListener, alias: string): void {
     this.listener = listener;
     this.alias = alias;
+  }
+
+  /** Reports nothing more: once its cache is closing, what fails is the shutdown, not an outage. */
+  stopReporting(): void {
+    this.listener = SILENT;
   }
 
   /** Whether an operation may go to the backend now. While open, only a probe every `retryAfter` ms may. */

@@ -413,30 +413,6 @@ describe('Stampedes', function () {
     expect(new Set(results.flatMap((result) => result.outputs)).size).to.equal(1);
   });
 
-  const lockedConfigs: Record<string, () => Promise<BackendConfig>> = {
-    redis: async () => ({ backend: 'redis', location: (await redisServers()).url, keyPrefix: unique('closing'), lock: true }),
-    memcached: async () => ({ backend: 'memcached', location: await memcachedServers(), keyPrefix: unique('closing'), lock: true }),
-    database: async () => ({ backend: 'database', location: unique('closing'), options: { client: { connectionString: (await postgresServer()).connectionString } }, lock: true }),
-    file: async () => ({ backend: 'file', location: mkdtempSync(join(tmpdir(), 'fragcache-closing-')), lock: true }),
-  };
-  for (const [backend, configOf] of Object.entries(lockedConfigs)) {
-    it(`${backend}: closing the caches right after a render gives its lock back first, and reports no outage`, async function () {
-      const config = await configOf();
-      const { caches, incidents } = watchedRegistry(config);
-      if (caches.default instanceof DatabaseCache) await caches.default.createTable();
-      const page = nunjucksPage(caches);
-      expect(await page.render(1)).to.equal(page.expected(1));
-      await caches.close();
-      const reopened = new CacheRegistry({ default: config });
-      const fragmentKey = makeTemplateFragmentKey('row', [1]);
-      const [stored, lock] = [await reopened.default.get(fragmentKey), await reopened.default.get(`${fragmentKey}:lock`)];
-      await reopened.close();
-      expect(stored).to.equal('<li>row 1</li>');
-      expect(lock, 'the lock entry').to.equal(undefined);
-      expect(incidents).to.deep.equal([]);
-    });
-  }
-
   it('a lock holder killed mid-render: another process renders once its lease ends', async function () {
     const { url } = await redisServers();
     const config = { default: { backend: 'redis', location: url, keyPrefix: unique('holder'), lock: { lease: 500, wait: 5000 } } };
@@ -452,6 +428,47 @@ describe('Stampedes', function () {
     expect(result.outputs).to.have.length(1);
     expect(performance.now() - started, 'it took the lock after the lease, before giving up waiting').to.be.below(4000);
   });
+});
+
+describe('Shutting down: caches.close() right after or during renders', function () {
+  this.timeout(30_000);
+
+  const shutdownConfigs: Record<string, () => Promise<BackendConfig>> = {
+    redis: async () => ({ backend: 'redis', location: (await redisServers()).url, keyPrefix: unique('closing'), lock: true }),
+    memcached: async () => ({ backend: 'memcached', location: await memcachedServers(), keyPrefix: unique('closing'), lock: true }),
+    database: async () => ({ backend: 'database', location: unique('closing'), options: { client: { connectionString: (await postgresServer()).connectionString } }, lock: true }),
+    file: async () => ({ backend: 'file', location: mkdtempSync(join(tmpdir(), 'fragcache-closing-')), lock: true }),
+  };
+  for (const [backend, configOf] of Object.entries(shutdownConfigs)) {
+    it(`${backend}: closing the caches right after a render gives its lock back first, and reports no outage`, async function () {
+      const config = await configOf();
+      const { caches, incidents } = watchedRegistry(config);
+      if (caches.default instanceof DatabaseCache) await caches.default.createTable();
+      const page = nunjucksPage(caches);
+      expect(await page.render(1)).to.equal(page.expected(1));
+      await caches.close();
+      const reopened = new CacheRegistry({ default: config });
+      const fragmentKey = makeTemplateFragmentKey('row', [1]);
+      const [stored, lock] = [await reopened.default.get(fragmentKey), await reopened.default.get(`${fragmentKey}:lock`)];
+      await reopened.close();
+      expect(stored).to.equal('<li>row 1</li>');
+      expect(lock, 'the lock entry').to.equal(undefined);
+      expect(incidents).to.deep.equal([]);
+    });
+
+    it(`${backend}: a render under way when the caches close is served, and the cut-off read is not reported as an outage`, async function () {
+      const config = await configOf();
+      const { caches, incidents } = watchedRegistry(config);
+      if (caches.default instanceof DatabaseCache) await caches.default.createTable();
+      await caches.default.get('connected');
+      const page = nunjucksPage(caches);
+      const rendering = page.render(2);
+      await new Promise((resolve) => setImmediate(resolve));
+      await caches.close();
+      expect(await rendering).to.equal(page.expected(2));
+      expect(incidents).to.deep.equal([]);
+    });
+  }
 });
 
 describe('Serving stale', function () {
