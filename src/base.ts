@@ -90,9 +90,9 @@ function lockSettings(lock: LockOptions | boolean | undefined): LockSettings | u
   if (lock === undefined || lock === false) return undefined;
   const setting = settingsOf('lock', lock, ['lease', 'wait', 'pollInterval']);
   return {
-    lease: Math.ceil(setting('lease', 5000)),
-    wait: setting('wait', 3000),
-    pollInterval: setting('pollInterval', 25),
+    lease: Math.ceil(setting('lease', 'milliseconds', 5000)),
+    wait: setting('wait', 'milliseconds', 3000),
+    pollInterval: setting('pollInterval', 'milliseconds', 25),
   };
 }
 
@@ -201,6 +201,8 @@ export abstract class BaseCache {
 
   /** Work started for callers that do not wait for it, each settling quietly; close() waits for it. */
   private readonly unawaited = new Set<Promise<void>>();
+  /** The release of each render lock this process holds; close() gives back those still held. */
+  private readonly locksHeld = new Set<() => Awaitable<void>>();
 
   constructor(_location: string | string[] | undefined, params: CacheParams) {
     this.defaultTimeout = configuredTimeout(params.timeout === undefined ? DEFAULT_TIMEOUT : params.timeout);
@@ -362,15 +364,20 @@ export abstract class BaseCache {
     if (lock === undefined) return FILL_WITHOUT_LOCK;
     const lockKey = `${madeKey}:lock`;
     const token = randomUUID();
-    const release = () => this.releaseLockEntry(lockKey, token);
-    if (await this.acquireLockEntry(lockKey, token, lock.lease)) return { release };
+    // Once only: close() may give the lock back before its holder does.
+    const release = () => (this.locksHeld.delete(release) ? this.releaseLockEntry(lockKey, token) : undefined);
+    const held = () => {
+      this.locksHeld.add(release);
+      return { release };
+    };
+    if (await this.acquireLockEntry(lockKey, token, lock.lease)) return held();
     if (staleCopy !== undefined) return { found: staleCopy };
     const deadline = Date.now() + lock.wait;
     while (Date.now() < deadline) {
       await sleep(lock.pollInterval);
       const found = await look();
       if (found !== undefined) return { found };
-      if (await this.acquireLockEntry(lockKey, token, lock.lease)) return { release };
+      if (await this.acquireLockEntry(lockKey, token, lock.lease)) return held();
     }
     return FILL_WITHOUT_LOCK;
   }
@@ -595,11 +602,9 @@ export abstract class BaseCache {
   }
 
   /**
-   * Lets `work` finish before this cache closes, for a caller that does not wait for it: a lock given
-   * back after a render, a page stored after it was sent, a read a failed render left behind. Without
-   * this, a shutdown right after a page would cut them off, leaving a lock for other processes to wait
-   * out and reporting an outage that never was. Its outcome is the work's own concern (the callers guard
-   * it); here it only settles.
+   * Lets `work` finish before this cache closes, for a caller that does not wait for it, such as a page
+   * stored after it was sent. Without this, a shutdown right after a page would cut it off. Its outcome
+   * is the work's own concern (the callers guard it); here it only settles.
    */
   finishBeforeClosing(work: PromiseLike<unknown>): void {
     const settled = Promise.resolve(work).then(ignore, ignore);
@@ -608,11 +613,22 @@ export abstract class BaseCache {
   }
 
   /**
-   * Finishes the work started for callers that did not wait for it, empties the near cache, and stops
-   * reporting outages: an operation still under way that the shutdown cuts off is not one. A backend
-   * holding connections or handles overrides this, calls `await super.close()` first, then releases them.
+   * Gives a render lock back (the `release` of a `fillTurn`) without the caller waiting for it: guarded
+   * by the breaker, and finished before this cache closes, so that no lock outlives a shutdown.
+   */
+  giveBackLater(release: () => Awaitable<void>): void {
+    this.finishBeforeClosing(this.breaker.guard(Promise.resolve().then(release), 'lock', undefined));
+  }
+
+  /**
+   * Gives back the render locks still held (by renders under way, whose bodies may take long) and
+   * finishes the work started for callers that did not wait for it, so that a shutdown leaves no lock
+   * for other processes to wait out; then empties the near cache and stops reporting outages: an
+   * operation the shutdown cuts off is not one. A backend holding connections or handles overrides this,
+   * calls `await super.close()` first, then releases them.
    */
   async close(): Promise<void> {
+    for (const release of this.locksHeld) this.giveBackLater(release);
     while (this.unawaited.size > 0) await Promise.all(this.unawaited);
     this.breaker.stopReporting();
     this.near?.close();

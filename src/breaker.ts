@@ -7,7 +7,7 @@
  */
 
 import type { BreakerOptions } from './config.js';
-import { settingsOf } from './settings.js';
+import { LONGEST_TIMER, settingsOf } from './settings.js';
 
 /** What the breaker guards: a read, a write, or taking a lock for a render. */
 export type CacheOperation = 'read' | 'write' | 'lock';
@@ -84,6 +84,7 @@ export class CircuitBreaker {
   private alias: string | undefined;
   /** Failures since the last success. */
   private failures = 0;
+  private failuresEver = 0;
   /** When the outage began; 0 while there is none, which is all the hot path looks at. */
   private outageSince = 0;
   /** Until when operations are refused; 0 while closed. */
@@ -91,9 +92,9 @@ export class CircuitBreaker {
 
   constructor(options: BreakerOptions | undefined) {
     const setting = settingsOf('breaker', options, ['failureThreshold', 'retryAfter', 'timeout']);
-    this.failureThreshold = Math.ceil(setting('failureThreshold', DEFAULT_FAILURE_THRESHOLD, { unbounded: true }));
-    this.retryAfter = setting('retryAfter', DEFAULT_RETRY_AFTER);
-    this.timeout = setting('timeout', DEFAULT_TIMEOUT);
+    this.failureThreshold = Math.ceil(setting('failureThreshold', 'threshold', DEFAULT_FAILURE_THRESHOLD));
+    this.retryAfter = setting('retryAfter', 'milliseconds', DEFAULT_RETRY_AFTER);
+    this.timeout = setting('timeout', 'milliseconds', DEFAULT_TIMEOUT);
   }
 
   /** Sends this cache's reports to `listener`, naming it `alias`. */
@@ -121,9 +122,13 @@ export class CircuitBreaker {
     return this.openUntil !== 0;
   }
 
-  /** Whether an outage is under way: an operation failed and none has succeeded since. */
-  get isFailing(): boolean {
-    return this.outageSince !== 0;
+  /**
+   * How many operations have failed since the breaker was made. Two readings tell whether anything
+   * failed in between: a render reads it before its block's read, and tries neither the lock nor the
+   * write if it changed, since the page would wait a timeout for each.
+   */
+  get failureCount(): number {
+    return this.failuresEver;
   }
 
   succeeded(): void {
@@ -137,6 +142,7 @@ export class CircuitBreaker {
 
   failed(operation: CacheOperation, error: unknown): void {
     this.failures++;
+    this.failuresEver++;
     if (this.outageSince === 0) {
       this.outageSince = Date.now();
       this.listener.incident({ alias: this.alias, operation, error });
@@ -148,11 +154,11 @@ export class CircuitBreaker {
    * Waits for an operation that answered with a Promise, for at most `timeout` ms (by default the
    * breaker's): resolves to its value, or to `fallback` once it failed or ran out of time, and tells
    * the breaker which. Time this process spent busy does not count, so a slow page never opens the
-   * circuit of a healthy cache: the clock starts once the task that asked has finished (a backend
-   * sends its command from that task's promise callbacks, so another request's synchronous work in the
-   * same task would otherwise run on the backend's clock), and a reply that arrived while a long task
-   * held the event loop is read before the timeout is declared (the check runs after the loop's I/O
-   * phase).
+   * circuit of a healthy cache: the clock starts with the promise callbacks of the task that asked,
+   * where a backend sends its command (synchronous work later in that task, such as the rest of a
+   * request handler, would otherwise run on the backend's clock), and a reply that arrived while a long
+   * task held the event loop is read before the timeout is declared (the check runs after the loop's
+   * I/O phase).
    */
   guard<T, F>(pending: PromiseLike<T>, operation: CacheOperation, fallback: F, timeout = this.timeout): Promise<T | F> {
     return new Promise<T | F>((resolve) => {
@@ -164,23 +170,19 @@ export class CircuitBreaker {
         this.failed(operation, new CacheTimeoutError(`The cache did not answer within ${timeout} ms`));
         resolve(fallback);
       };
-      const starting = setImmediate(() => {
-        if (!settled) timer = setTimeout(() => setImmediate(timedOut), timeout);
+      queueMicrotask(() => {
+        if (!settled) timer = setTimeout(() => setImmediate(timedOut), Math.min(timeout, LONGEST_TIMER));
       });
-      const stop = () => {
-        clearImmediate(starting);
-        clearTimeout(timer);
-      };
       pending.then(
         (value) => {
-          stop();
+          clearTimeout(timer);
           if (settled) return;
           settled = true;
           this.succeeded();
           resolve(value);
         },
         (error: unknown) => {
-          stop();
+          clearTimeout(timer);
           if (settled) return;
           settled = true;
           this.failed(operation, error);

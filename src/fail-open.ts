@@ -52,13 +52,11 @@ export function readOrMiss(cache: BaseCache, key: string, whenSkipped: (cache: B
 
 /**
  * Stores `value` under `key` for `timeout` (resolved seconds), if the cache can: a failed or skipped
- * write is only the breaker's concern. Synchronous where the cache is. No write is tried during an
- * outage: the read before it has just failed, and the page would wait a second timeout for a write
- * that fails too; reads probe the backend, and the first that succeeds ends the outage.
+ * write is only the breaker's concern. Synchronous where the cache is.
  */
 export function writeOrSkip(cache: BaseCache, key: string, value: unknown, timeout: Timeout): Awaitable<unknown> {
   const breaker = cache.breaker;
-  if (breaker.isFailing) return undefined;
+  if (!breaker.allows()) return undefined;
   try {
     return settled(breaker, cache.setByMadeKey(key, value, timeout), 'write', undefined);
   } catch (error) {

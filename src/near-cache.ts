@@ -79,10 +79,10 @@ export class NearCache {
     // A near cache told of every change has no staleness to bound.
     const setting = settingsOf('options.nearCache', options, toldOfChanges ? ['maxEntries', 'maxBytes'] : ['maxEntries', 'maxBytes', 'maxStaleness']);
     this.entries = new LRUCache<string, Slot>({
-      max: Math.ceil(setting('maxEntries', DEFAULT_MAX_ENTRIES)),
-      maxSize: Math.ceil(setting('maxBytes', DEFAULT_MAX_BYTES)),
+      max: Math.ceil(setting('maxEntries', 'count', DEFAULT_MAX_ENTRIES)),
+      maxSize: Math.ceil(setting('maxBytes', 'count', DEFAULT_MAX_BYTES)),
     });
-    this.maxStaleness = toldOfChanges ? 0 : setting('maxStaleness', DEFAULT_MAX_STALENESS);
+    this.maxStaleness = toldOfChanges ? 0 : setting('maxStaleness', 'milliseconds', DEFAULT_MAX_STALENESS);
     this.trusted = !toldOfChanges;
   }
 

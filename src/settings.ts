@@ -1,28 +1,58 @@
 /**
  * How fragcache reads its own groups of settings (`breaker`, `lock`, `options.nearCache`): every name
- * one the group knows, every value a positive number. A JSON config is type-checked by nothing, so a
- * misspelt or wrong setting must fail when its cache is created rather than quietly become the default.
+ * one the group knows, every value a positive number it can use. A JSON config is type-checked by
+ * nothing, so a misspelt or wrong setting must fail when its cache is created rather than quietly
+ * become the default.
  */
 
+/** The longest delay setTimeout takes (2³¹ − 1 ms, about 24.8 days); a longer one fires at once. */
+export const LONGEST_TIMER = 2 ** 31 - 1;
+
+/**
+ * What a setting is: a duration in milliseconds (at most LONGEST_TIMER, since timers measure it), a
+ * count or size, or a threshold that `Infinity` turns off.
+ */
+export type SettingKind = 'milliseconds' | 'count' | 'threshold';
+
 /** Reads one setting of a group: its value, or `fallback` when the group does not give it. */
-export type SettingReader<Name extends string> = (name: Name, fallback: number, options?: { readonly unbounded?: boolean }) => number;
+export type SettingReader<Name extends string> = (name: Name, kind: SettingKind, fallback: number) => number;
 
 /**
  * A reader of the settings `given` (an object of them, or `true` or nothing for all defaults), after
- * refusing any name not in `names`. `path` names the group in errors as a config writes it: `breaker`,
- * `lock`, `options.nearCache`. A value must be a positive number; `unbounded` also allows `Infinity`,
- * for a setting where it means something (a circuit that never opens).
+ * refusing anything else and any name not in `names`. `path` names the group in errors as a config
+ * writes it: `breaker`, `lock`, `options.nearCache`.
  */
-export function settingsOf<Name extends string>(path: string, given: object | true | undefined, names: readonly Name[]): SettingReader<Name> {
+export function settingsOf<Name extends string>(path: string, given: unknown, names: readonly Name[]): SettingReader<Name> {
   const values = given === true || given === undefined ? {} : given;
+  if (typeof values !== 'object' || values === null) throw new TypeError(`${path} must be an object of settings, not ${shown(given)}`);
   for (const name of Object.keys(values)) {
     if (!names.some((known) => known === name)) throw new TypeError(`Unknown setting '${name}' in ${path}: it takes ${names.join(', ')}`);
   }
-  return (name, fallback, { unbounded = false } = {}) => {
+  return (name, kind, fallback) => {
     const value: unknown = Reflect.get(values, name);
     if (value === undefined) return fallback;
-    if (typeof value === 'number' && value > 0 && (Number.isFinite(value) || unbounded)) return value;
-    const shown = typeof value === 'string' ? `'${value}'` : String(value);
-    throw new TypeError(`${path}.${name} must be a positive number${unbounded ? ' or Infinity' : ''}, not ${shown}`);
+    if (typeof value === 'number' && value > 0 && fits(value, kind)) return value;
+    throw new TypeError(`${path}.${name} must be ${KIND_TEXT[kind]}, not ${shown(value)}`);
   };
+}
+
+function fits(value: number, kind: SettingKind): boolean {
+  switch (kind) {
+    case 'milliseconds':
+      return value <= LONGEST_TIMER;
+    case 'count':
+      return Number.isFinite(value);
+    case 'threshold':
+      return !Number.isNaN(value);
+  }
+}
+
+const KIND_TEXT: Readonly<Record<SettingKind, string>> = {
+  milliseconds: `a positive number of milliseconds, at most ${LONGEST_TIMER}`,
+  count: 'a positive number',
+  threshold: 'a positive number or Infinity',
+};
+
+function shown(value: unknown): string {
+  return typeof value === 'string' ? `'${value}'` : String(value);
 }

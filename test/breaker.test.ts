@@ -50,7 +50,7 @@ describe('the circuit breaker', function () {
     expect(await guarded).to.equal('answer');
   });
 
-  it('starts the clock once the task that asked is done: a request sent from its promise callbacks is not late for the work that followed it', async function () {
+  it('starts the clock with the promise callbacks of the task that asked: a request sent from them is not late for the synchronous work that preceded them', async function () {
     const { breaker, incidents } = recorded({ timeout: 30 });
     // As a backend does: the command goes out from a promise callback, after the synchronous work of the
     // task that asked (another request's handler holding the loop for 100 ms), and is answered in 5 ms.

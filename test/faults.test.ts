@@ -20,7 +20,7 @@ import nunjucks from 'nunjucks';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { memcachedServers, postgresServer, redisCli, redisServers, startMemcached, startPostgres, startRedis } from '../servers/index.js';
-import { SOURCES, sleep, unique } from './helpers.js';
+import { SOURCES, sleep, unique, until } from './helpers.js';
 
 const runFile = promisify(execFile);
 
@@ -453,6 +453,24 @@ describe('Shutting down: caches.close() right after or during renders', function
       await reopened.close();
       expect(stored).to.equal('<li>row 1</li>');
       expect(lock, 'the lock entry').to.equal(undefined);
+      expect(incidents).to.deep.equal([]);
+    });
+
+    it(`${backend}: a render holding the lock when the caches close gives it back at close, not at the end of its lease`, async function () {
+      const config = await configOf();
+      const { caches, incidents } = watchedRegistry(config);
+      if (caches.default instanceof DatabaseCache) await caches.default.createTable();
+      const eta = new Eta({ plugins: [cachePlugin({ caches })] });
+      const slow = () => new Promise((resolve) => setTimeout(() => resolve('body'), 150));
+      const rendering = eta.renderStringAsync('<% cache 60 slow %><%= await it.slow() %><% endcache %>', { slow });
+      const lockKey = `${makeTemplateFragmentKey('slow')}:lock`;
+      const reader = new CacheRegistry({ default: config });
+      await until(async () => (await reader.default.get(lockKey)) !== undefined, 'the render holding the lock');
+      await caches.close();
+      expect(await rendering).to.equal('body');
+      const lock = await reader.default.get(lockKey);
+      await reader.close();
+      expect(lock, 'the lock entry after close').to.equal(undefined);
       expect(incidents).to.deep.equal([]);
     });
 

@@ -11,6 +11,15 @@ export function sleep(ms: number): Promise<void> {
 
 let counter = 0;
 /** A name no other test uses, for stores that are shared by name. */
+/** Waits until `condition` holds, polling every 5 ms; fails naming `what` after `limit` ms. */
+export async function until(condition: () => boolean | Promise<boolean>, what: string, limit = 3000): Promise<void> {
+  const deadline = Date.now() + limit;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${limit} ms`);
+    await sleep(5);
+  }
+}
+
 export function unique(prefix: string): string {
   counter += 1;
   return `${prefix}-${process.pid}-${counter}`;

@@ -12,16 +12,9 @@ import { CacheRegistry, DatabaseCache, MemcachedCache, NearCache, RedisCache, js
 import { cachePlugin } from 'fragcache/eta';
 import { CacheExtension } from 'fragcache/nunjucks';
 import { memcachedServers, postgresServer, redisServers, startRedis, type RestartableServer } from '../servers/index.js';
-import { SOURCES, rejectionOf, sleep, unique } from './helpers.js';
+import { SOURCES, rejectionOf, sleep, unique, until } from './helpers.js';
 
 /** Polls `condition` every few milliseconds; fails the test if it does not hold within `limit` ms. */
-async function until(condition: () => boolean | Promise<boolean>, what: string, limit = 3000): Promise<void> {
-  const deadline = Date.now() + limit;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${limit} ms`);
-    await sleep(5);
-  }
-}
 
 /** Reads `key` until the near cache holds it: Redis tracks it for this process from then on. */
 async function warm(cache: BaseCache, key: string): Promise<void> {
@@ -261,6 +254,32 @@ describe('Near cache in front of Redis', function () {
     expect(after).not.to.include('graced 2');
     // While the breaker still skips Redis a render is uncached, so recovery is two renders alike and a near hit.
     await until(async () => (await render()) === (await render()) && held(cache, plainKey) !== undefined, 'near hits again after the restart');
+  });
+
+  it('one failed read elsewhere does not stop a block served from memory from being refreshed and stored once it expires', async function () {
+    const { url } = await redisServers();
+    const caches = new CacheRegistry({ default: { backend: 'redis', location: url, keyPrefix: unique('blip'), options: { nearCache: true } } });
+    const events: string[] = [];
+    caches.on('incident', ({ operation }) => events.push(`incident ${operation}`));
+    caches.on('recovery', () => events.push('recovery'));
+    opened.push(caches);
+    const eta = new Eta({ plugins: [cachePlugin({ caches })] });
+    let bodies = 0;
+    const render = (page: string) => eta.renderStringAsync(page, { body: () => `b${++bodies}` });
+    const boxPage = '<% cache 1 box stale=60 %><%= it.body() %><% endcache %>';
+    const cache = caches.default;
+    const boxKey = makeTemplateFragmentKey('box');
+    await until(async () => (await render(boxPage)) === 'b1' && held(cache, boxKey) !== undefined, 'the box served from memory');
+    // One blip: Redis pauses while another page reads a key it does not hold.
+    await admin(url).client('PAUSE', 150, 'ALL');
+    await render('<% cache 60 other %><%= it.body() %><% endcache %>');
+    expect(events).to.deep.equal(['incident read']);
+    await sleep(1300);
+    // The box is past its timeout, within its grace, and still in memory: the first render refreshes it.
+    const before = bodies;
+    for (let i = 0; i < 20; i++) await render(boxPage);
+    expect(bodies - before, 'bodies rendered in 20 renders').to.equal(1);
+    expect(events).to.deep.equal(['incident read', 'recovery']);
   });
 
   it('with replicas, fills go to the primary and stay coherent', async function () {

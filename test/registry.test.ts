@@ -70,12 +70,17 @@ describe('CacheRegistry', function () {
       // @ts-expect-error -- a misspelt lock setting
       lockName: { backend: 'locmem', lock: { leese: 100 } },
       lockNegative: { backend: 'locmem', lock: { lease: -1 } },
+      // @ts-expect-error -- an object of settings, not null
+      breakerNull: { backend: 'locmem', breaker: null },
+      // @ts-expect-error -- an object of settings, not text
+      lockText: { backend: 'locmem', lock: 'true' },
+      breakerTooLong: { backend: 'locmem', breaker: { timeout: 3e9 } },
       // @ts-expect-error -- a misspelt near cache setting
       nearName: { backend: 'memcached', options: { nearCache: { maxByte: 5 } } },
       // @ts-expect-error -- Redis tells of every change: there is no staleness to bound
       nearRedis: { backend: 'redis', options: { nearCache: { maxStaleness: 5 } } },
     });
-    const aliases = ['timout', 'breakerText', 'breakerZero', 'breakerName', 'lockName', 'lockNegative', 'nearName', 'nearRedis'];
+    const aliases = ['timout', 'breakerText', 'breakerZero', 'breakerName', 'lockName', 'lockNegative', 'breakerNull', 'lockText', 'breakerTooLong', 'nearName', 'nearRedis'];
     const refusals = aliases.map((alias) => {
       try {
         registry.get(alias);
@@ -86,11 +91,15 @@ describe('CacheRegistry', function () {
     });
     expect(refusals).to.deep.equal([
       "timout: TypeError: Unknown setting 'timout' in cache 'timout': a cache takes backend, location, timeout, keyPrefix, version, keyFunction, serializer, breaker, lock, options; a backend's own options go under options",
-      "breakerText: TypeError: breaker.timeout must be a positive number, not '200'",
+      "breakerText: TypeError: breaker.timeout must be a positive number of milliseconds, at most 2147483647, not '200'",
       'breakerZero: TypeError: breaker.failureThreshold must be a positive number or Infinity, not 0',
       "breakerName: TypeError: Unknown setting 'timeOut' in breaker: it takes failureThreshold, retryAfter, timeout",
       "lockName: TypeError: Unknown setting 'leese' in lock: it takes lease, wait, pollInterval",
-      'lockNegative: TypeError: lock.lease must be a positive number, not -1',
+      'lockNegative: TypeError: lock.lease must be a positive number of milliseconds, at most 2147483647, not -1',
+      'breakerNull: TypeError: breaker must be an object of settings, not null',
+      "lockText: TypeError: lock must be an object of settings, not 'true'",
+      // A longer timer would fire at once, and every read would time out.
+      'breakerTooLong: TypeError: breaker.timeout must be a positive number of milliseconds, at most 2147483647, not 3000000000',
       "nearName: TypeError: Unknown setting 'maxByte' in options.nearCache: it takes maxEntries, maxBytes, maxStaleness",
       "nearRedis: TypeError: Unknown setting 'maxStaleness' in options.nearCache: it takes maxEntries, maxBytes",
     ]);

@@ -324,6 +324,12 @@ interface Miss {
   readonly cannotWait: NoWaiting | undefined;
   /** The expired HTML its cache still holds, within its grace period. */
   readonly staleHtml: string | undefined;
+  /**
+   * Its cache breaker's failure count before the block's read. If it has changed, something failed
+   * meanwhile (most likely this read): the block renders without trying the lock or the write, each of
+   * which would cost the page another timeout.
+   */
+  readonly failuresBefore: number;
 }
 
 /** A render of a block's body under way in this process, which other renders of its key share. */
@@ -440,16 +446,17 @@ export class FragmentRuntime {
     // A near cache answers its hits at once but its misses later: a render that cannot wait fails on
     // every render, not only on the misses.
     if (cannotWait !== undefined && cache.hasNearCache) throw answersLater(cache, cannotWait, { template, line });
+    const failuresBefore = cache.breaker.failureCount;
     const cached = this.read(cache, key);
     if (!isPromiseLike(cached)) {
       if (typeof cached === 'string') return cached;
-      return this.missed(cached, false, cache, key, timeout, stale, body, { template, line }, watch, cannotWait);
+      return this.missed(cached, false, failuresBefore, cache, key, timeout, stale, body, { template, line }, watch, cannotWait);
     }
     const place: BlockPlace = { template, line };
     const waiting = this.waitingWatch(cache, cached, place, watch, cannotWait);
     return waiting.endCacheWaitAfter(cached).then((found) => {
       if (typeof found === 'string') return found;
-      return this.missed(found, true, cache, key, timeout, stale, body, place, waiting, undefined);
+      return this.missed(found, true, failuresBefore, cache, key, timeout, stale, body, place, waiting, undefined);
     });
   }
 
@@ -462,6 +469,7 @@ export class FragmentRuntime {
   private missed(
     found: unknown,
     waited: boolean,
+    failuresBefore: number,
     cache: BaseCache,
     key: string,
     timeout: Timeout,
@@ -476,7 +484,7 @@ export class FragmentRuntime {
       if (isFresh(found)) return found.value;
       staleHtml = found.value;
     }
-    const miss: Miss = { cache, key, timeout: cache.resolveTimeout(timeout), stale, body, place, watch, cannotWait, staleHtml };
+    const miss: Miss = { cache, key, timeout: cache.resolveTimeout(timeout), stale, body, place, watch, cannotWait, staleHtml, failuresBefore };
     // A render that cannot wait renders synchronously, so nothing can share its render or be shared.
     if (watch === undefined || cannotWait !== undefined) return this.fill(miss);
     const flight = this.flightsOf(cache).get(key);
@@ -520,19 +528,20 @@ export class FragmentRuntime {
       if (isPromiseLike(ready)) await ready;
       return await this.fill(miss);
     } finally {
-      if (turn !== FILL_WITHOUT_LOCK) this.giveBack(miss.cache, turn.release);
+      // The page does not wait for the lock to be given back.
+      if (turn !== FILL_WITHOUT_LOCK) miss.cache.giveBackLater(turn.release);
     }
   }
 
   /**
    * Waits for this process's turn to render a block on a cache with a lock, as a wait for its cache:
    * another process may render it meanwhile, or a stale copy may be served. A failing lock is no lock,
-   * and during an outage (the read before it has just failed) none is tried.
+   * and none is tried once the cache failed since the block's read.
    */
   private turnOf(miss: Miss, watch: RenderWatch, lock: LockSettings): Promise<FillTurn<string>> {
     const { cache, key } = miss;
     const breaker = cache.breaker;
-    if (breaker.isFailing) return Promise.resolve(FILL_WITHOUT_LOCK);
+    if (breaker.failureCount !== miss.failuresBefore || !breaker.allows()) return Promise.resolve(FILL_WITHOUT_LOCK);
     const look = async () => freshHtml(await this.read(cache, key));
     // Bounded by the lock's wait plus its last round (a poll, a look and a try for the lock) past the
     // deadline: each look is bounded by itself, and a healthy wait must never count as a timeout.
@@ -540,11 +549,6 @@ export class FragmentRuntime {
     const turn = breaker.guard(cache.fillTurn(key, look, miss.staleHtml), 'lock', FILL_WITHOUT_LOCK, limit);
     watch.startCacheWait(miss.place);
     return watch.endCacheWaitAfter(turn);
-  }
-
-  /** Releases a lock without making the page wait for it; a failure is the breaker's to hear of. */
-  private giveBack(cache: BaseCache, release: () => Awaitable<void>): void {
-    cache.finishBeforeClosing(cache.breaker.guard(Promise.resolve().then(release), 'lock', undefined));
   }
 
   /** Renders the body and stores what it printed (an empty string is stored like any other). */
@@ -560,10 +564,14 @@ export class FragmentRuntime {
     return Promise.resolve(html).then((text) => this.store(miss, text));
   }
 
-  /** Stores a block's HTML; a write that fails, or that the breaker skips, leaves the page as it is. */
+  /**
+   * Stores a block's HTML; a write that fails, or that the breaker skips, leaves the page as it is. None
+   * is tried once the cache failed since the block's read.
+   */
   private store(miss: Miss, html: string): Awaitable<string> {
     const { cache, watch } = miss;
     watch?.refuseIfBroken();
+    if (cache.breaker.failureCount !== miss.failuresBefore) return html;
     const { stored, timeout } = withGrace(html, miss.timeout, miss.stale);
     // The grace period may take the timeout past the longest one stored as such.
     const written = writeOrSkip(cache, miss.key, stored, cache.resolveTimeout(timeout));
@@ -581,7 +589,7 @@ export class FragmentRuntime {
       watch.startCacheWait(place);
       return watch;
     } catch (error) {
-      cache.finishBeforeClosing(pending);
+      abandon(pending);
       throw error;
     }
   }
