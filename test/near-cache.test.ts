@@ -203,6 +203,30 @@ describe('Near cache in front of Redis', function () {
     });
   }
 
+  it('Redis stalled for 2 s (DEBUG SLEEP): the listener is reconnected, near hits resume, and no refusal is reported', async function () {
+    const redis = await startRedis('redis-near-stalled', ['--enable-debug-command', 'yes']);
+    const url = `redis://127.0.0.1:${redis.port}`;
+    const keyPrefix = unique('near-stalled');
+    const here = nearCache(url, {}, keyPrefix);
+    const there = new RedisCache(url, { keyPrefix });
+    opened.push(there);
+    await here.set('k', 'old');
+    await warm(here, 'k');
+    // The test fails on any process warning, such as a CacheIncidentWarning saying tracking was refused.
+    const stall = admin(url).call('DEBUG', 'SLEEP', '2');
+    const reads = (async () => {
+      const end = Date.now() + 3000;
+      while (Date.now() < end) {
+        await here.get('k').catch(() => undefined);
+        await sleep(20);
+      }
+    })();
+    await stall;
+    await reads;
+    await there.set('k', 'new');
+    await until(async () => (await here.get('k').catch(() => undefined)) === 'new' && held(here, 'k') === 'new', 'near hits after the stall', 10_000);
+  });
+
   it('a silent network cut (nothing closed, nothing delivered): nothing served from memory within a few heartbeats, near hits again once healed', async function () {
     const redis = await startRedis('redis-near-partitioned');
     const proxy = await partitionableProxy(redis.port);

@@ -140,7 +140,14 @@ export class RedisTracking {
     const id = this.listenerId;
     if (id === undefined || this.reader.status !== 'ready' || this.main.status !== 'ready') return;
     const losses = this.losses;
-    await this.reader.client('TRACKING', 'ON', 'REDIRECT', id);
+    try {
+      await this.reader.client('TRACKING', 'ON', 'REDIRECT', id);
+    } catch (error) {
+      // The listener was dropped while the command was on its way (after a stall, say), so Redis no
+      // longer knows its id: not a refusal, since the listener's next connection tracks again.
+      if (this.listenerId !== id) return;
+      throw error;
+    }
     if (losses === this.losses && this.listenerId === id) this.near.trust();
   }
 
