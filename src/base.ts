@@ -88,7 +88,7 @@ function configuredTimeout(value: unknown): Timeout {
 
 function lockSettings(lock: LockOptions | boolean | undefined): LockSettings | undefined {
   if (lock === undefined || lock === false) return undefined;
-  const setting = settingsOf('lock', lock, ['lease', 'wait', 'pollInterval']);
+  const setting = settingsOf('lock', lock === true ? undefined : lock, ['lease', 'wait', 'pollInterval'], 'true, false or ');
   return {
     lease: Math.ceil(setting('lease', 'milliseconds', 5000)),
     wait: setting('wait', 'milliseconds', 3000),
@@ -621,16 +621,16 @@ export abstract class BaseCache {
   }
 
   /**
-   * Gives back the render locks still held (by renders under way, whose bodies may take long) and
-   * finishes the work started for callers that did not wait for it, so that a shutdown leaves no lock
-   * for other processes to wait out; then empties the near cache and stops reporting outages: an
-   * operation the shutdown cuts off is not one. A backend holding connections or handles overrides this,
+   * Stops reporting outages (what fails during a shutdown, or is cut off by it, is not one), gives back
+   * the render locks still held (by renders under way, whose bodies may take long) and finishes the work
+   * started for callers that did not wait for it, so that a shutdown leaves no lock for other processes
+   * to wait out; then empties the near cache. A backend holding connections or handles overrides this,
    * calls `await super.close()` first, then releases them.
    */
   async close(): Promise<void> {
+    this.breaker.stopReporting();
     for (const release of this.locksHeld) this.giveBackLater(release);
     while (this.unawaited.size > 0) await Promise.all(this.unawaited);
-    this.breaker.stopReporting();
     this.near?.close();
   }
 }

@@ -77,7 +77,8 @@ export class NearCache {
     { toldOfChanges }: { readonly toldOfChanges: boolean },
   ) {
     // A near cache told of every change has no staleness to bound.
-    const setting = settingsOf('options.nearCache', options, toldOfChanges ? ['maxEntries', 'maxBytes'] : ['maxEntries', 'maxBytes', 'maxStaleness']);
+    const names: ReadonlyArray<keyof BoundedNearCacheOptions> = toldOfChanges ? ['maxEntries', 'maxBytes'] : ['maxEntries', 'maxBytes', 'maxStaleness'];
+    const setting = settingsOf('options.nearCache', options === true ? undefined : options, names, 'true, false or ');
     this.entries = new LRUCache<string, Slot>({
       max: Math.ceil(setting('maxEntries', 'count', DEFAULT_MAX_ENTRIES)),
       maxSize: Math.ceil(setting('maxBytes', 'count', DEFAULT_MAX_BYTES)),

@@ -132,6 +132,11 @@ function checkedConfig(config: CacheConfig): CacheConfig {
   if (!Object.hasOwn(config, 'default')) {
     throw new InvalidCacheBackendError("You must define a 'default' cache in your cache configuration.");
   }
+  for (const [alias, settings] of Object.entries(config)) {
+    if (typeof settings !== 'object' || settings === null || Array.isArray(settings)) {
+      throw new InvalidCacheBackendError(`The cache '${alias}' must be an object of its settings, such as { "backend": "locmem" }, not ${JSON.stringify(settings)}`);
+    }
+  }
   return config;
 }
 

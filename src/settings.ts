@@ -18,13 +18,16 @@ export type SettingKind = 'milliseconds' | 'count' | 'threshold';
 export type SettingReader<Name extends string> = (name: Name, kind: SettingKind, fallback: number) => number;
 
 /**
- * A reader of the settings `given` (an object of them, or `true` or nothing for all defaults), after
- * refusing anything else and any name not in `names`. `path` names the group in errors as a config
- * writes it: `breaker`, `lock`, `options.nearCache`.
+ * A reader of the settings `given` (an object of them, or nothing for all defaults), after refusing
+ * anything else and any name not in `names`. `path` names the group in errors as a config writes it:
+ * `breaker`, `lock`, `options.nearCache`; `otherwise` what the group may be besides an object (a caller
+ * that takes `true` for all defaults passes undefined for it).
  */
-export function settingsOf<Name extends string>(path: string, given: unknown, names: readonly Name[]): SettingReader<Name> {
-  const values = given === true || given === undefined ? {} : given;
-  if (typeof values !== 'object' || values === null) throw new TypeError(`${path} must be an object of settings, not ${shown(given)}`);
+export function settingsOf<Name extends string>(path: string, given: unknown, names: readonly Name[], otherwise = ''): SettingReader<Name> {
+  const values = given === undefined ? {} : given;
+  if (typeof values !== 'object' || values === null || Array.isArray(values)) {
+    throw new TypeError(`${path} must be ${otherwise}an object of settings, not ${shown(given)}`);
+  }
   for (const name of Object.keys(values)) {
     if (!names.some((known) => known === name)) throw new TypeError(`Unknown setting '${name}' in ${path}: it takes ${names.join(', ')}`);
   }
@@ -54,5 +57,6 @@ const KIND_TEXT: Readonly<Record<SettingKind, string>> = {
 };
 
 function shown(value: unknown): string {
-  return typeof value === 'string' ? `'${value}'` : String(value);
+  if (typeof value === 'string') return `'${value}'`;
+  return Array.isArray(value) ? JSON.stringify(value) : String(value);
 }

@@ -38,6 +38,19 @@ describe('CacheRegistry', function () {
     expect(() => new CacheRegistry().configure({})).to.throw(InvalidCacheBackendError, message);
   });
 
+  it('requires each cache to be an object of settings, as a JSON config might not give', function () {
+    // @ts-expect-error -- a cache is an object of settings
+    expect(() => new CacheRegistry({ default: null })).to.throw(
+      InvalidCacheBackendError,
+      `The cache 'default' must be an object of its settings, such as { "backend": "locmem" }, not null`,
+    );
+    // @ts-expect-error -- a backend name alone is not a cache
+    expect(() => new CacheRegistry({ default: { backend: 'locmem' }, other: 'redis' })).to.throw(
+      InvalidCacheBackendError,
+      `The cache 'other' must be an object of its settings, such as { "backend": "locmem" }, not "redis"`,
+    );
+  });
+
   it('reports a backend that cannot be loaded', function () {
     const registry = new CacheRegistry({
       default: { backend: 'locmem' },
@@ -97,7 +110,7 @@ describe('CacheRegistry', function () {
       "lockName: TypeError: Unknown setting 'leese' in lock: it takes lease, wait, pollInterval",
       'lockNegative: TypeError: lock.lease must be a positive number of milliseconds, at most 2147483647, not -1',
       'breakerNull: TypeError: breaker must be an object of settings, not null',
-      "lockText: TypeError: lock must be an object of settings, not 'true'",
+      "lockText: TypeError: lock must be true, false or an object of settings, not 'true'",
       // A longer timer would fire at once, and every read would time out.
       'breakerTooLong: TypeError: breaker.timeout must be a positive number of milliseconds, at most 2147483647, not 3000000000',
       "nearName: TypeError: Unknown setting 'maxByte' in options.nearCache: it takes maxEntries, maxBytes, maxStaleness",
