@@ -84,6 +84,7 @@ export class CircuitBreaker {
   private alias: string | undefined;
   /** Failures since the last success. */
   private failures = 0;
+  /** Failures since the breaker was made (`failureCount`). */
   private failuresEver = 0;
   /** When the outage began; 0 while there is none, which is all the hot path looks at. */
   private outageSince = 0;

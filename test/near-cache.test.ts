@@ -280,6 +280,25 @@ describe('Near cache in front of Redis', function () {
     await until(async () => (await render()) === (await render()) && held(cache, plainKey) !== undefined, 'near hits again after the restart');
   });
 
+  it('Redis down: a block with stale= whose copy has expired is served the copy, not rendered again on every render', async function () {
+    const redis = await startRedis('redis-near-expired-copy');
+    const url = `redis://127.0.0.1:${redis.port}`;
+    const caches = new CacheRegistry({ default: { backend: 'redis', location: url, options: { nearCache: true } } });
+    caches.on('incident', () => undefined);
+    caches.on('recovery', () => undefined);
+    opened.push(caches);
+    const eta = new Eta({ plugins: [cachePlugin({ caches })] });
+    let bodies = 0;
+    const render = () => eta.renderStringAsync('<% cache 1 graced stale=300 %><%= it.body() %><% endcache %>', { body: () => `b${++bodies}` });
+    await until(async () => (await render()) === 'b1' && held(caches.default, makeTemplateFragmentKey('graced')) !== undefined, 'the block served from memory');
+    await redis.stop();
+    await sleep(1200);
+    const rendered = [];
+    for (let i = 0; i < 5; i++) rendered.push(await render());
+    await redis.start();
+    expect(rendered).to.deep.equal(['b1', 'b1', 'b1', 'b1', 'b1']);
+  });
+
   it('one failed read elsewhere does not stop a block served from memory from being refreshed and stored once it expires', async function () {
     const { url } = await redisServers();
     const caches = new CacheRegistry({ default: { backend: 'redis', location: url, keyPrefix: unique('blip'), options: { nearCache: true } } });

@@ -400,7 +400,6 @@ export class FragmentRuntime {
     return answer;
   }
 
-
   private cacheFor(options: BlockOptions, template: string | undefined, line: number | undefined): BaseCache {
     if (!('using' in options)) return fragmentCache(this.caches);
     const alias = options.using;
@@ -483,6 +482,9 @@ export class FragmentRuntime {
     if (isStaleEnvelope(found) && typeof found.value === 'string') {
       if (isFresh(found)) return found.value;
       staleHtml = found.value;
+      // During an outage (an outage copy, or a read that failed) a refresh could not be stored, and each
+      // render would render the body again: the copy is served, as its block's stale= allows.
+      if (cache.breaker.isOpen || cache.breaker.failureCount !== failuresBefore) return staleHtml;
     }
     const miss: Miss = { cache, key, timeout: cache.resolveTimeout(timeout), stale, body, place, watch, cannotWait, staleHtml, failuresBefore };
     // A render that cannot wait renders synchronously, so nothing can share its render or be shared.
