@@ -73,6 +73,14 @@ describe('Near cache in front of Redis', function () {
     opened.push(cache);
     return cache;
   };
+  /** A registry whose default cache is a near-cached Redis at `url`, its outages expected rather than printed. */
+  const quietRegistry = (url: string) => {
+    const caches = new CacheRegistry({ default: { backend: 'redis', location: url, options: { nearCache: true } } });
+    caches.on('incident', () => undefined);
+    caches.on('recovery', () => undefined);
+    opened.push(caches);
+    return caches;
+  };
   const admin = (url: string) => {
     const client = new Redis(url);
     opened.push(client);
@@ -250,10 +258,7 @@ describe('Near cache in front of Redis', function () {
   it('Redis restarted: the near cache is bypassed while it is down, empty after, and blocks with stale= are served their copy meanwhile', async function () {
     const redis = await startRedis('redis-near-restarted');
     const url = `redis://127.0.0.1:${redis.port}`;
-    const caches = new CacheRegistry({ default: { backend: 'redis', location: url, options: { nearCache: true } } });
-    caches.on('incident', () => undefined);
-    caches.on('recovery', () => undefined);
-    opened.push(caches);
+    const caches = quietRegistry(url);
     const eta = new Eta({ plugins: [cachePlugin({ caches })] });
     let bodies = 0;
     const body = (name: string) => `${name} ${++bodies}`;
@@ -283,10 +288,7 @@ describe('Near cache in front of Redis', function () {
   it('Redis down: a block with stale= whose copy has expired is served the copy, not rendered again on every render', async function () {
     const redis = await startRedis('redis-near-expired-copy');
     const url = `redis://127.0.0.1:${redis.port}`;
-    const caches = new CacheRegistry({ default: { backend: 'redis', location: url, options: { nearCache: true } } });
-    caches.on('incident', () => undefined);
-    caches.on('recovery', () => undefined);
-    opened.push(caches);
+    const caches = quietRegistry(url);
     const eta = new Eta({ plugins: [cachePlugin({ caches })] });
     let bodies = 0;
     const render = () => eta.renderStringAsync('<% cache 1 graced stale=300 %><%= it.body() %><% endcache %>', { body: () => `b${++bodies}` });
