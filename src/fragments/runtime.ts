@@ -7,7 +7,7 @@ import { FILL_WITHOUT_LOCK, isPromiseLike, toInteger, type Awaitable, type BaseC
 import { CacheTagError, TemplateSyntaxError } from '../errors.js';
 import { caches as processCaches, type CacheRegistry } from '../registry.js';
 import { readOrMiss, writeOrSkip } from '../fail-open.js';
-import { Flights } from '../flights.js';
+import { FlightsByCache } from '../flights.js';
 import { isFresh, isStaleEnvelope, withGrace } from '../stale.js';
 import { encodeVaryOn, fragmentKeyOfEncoded, makeTemplateFragmentKey } from './keys.js';
 
@@ -360,7 +360,7 @@ function freshHtml(stored: unknown): string | undefined {
 export class FragmentRuntime {
   /** Weakly held: a cache replaced by `CacheRegistry.configure` takes its keys with it. */
   private readonly madeKeys = new WeakMap<BaseCache, MadeFragmentKeys>();
-  private readonly flights = new WeakMap<BaseCache, Flights<Flight>>();
+  private readonly flights = new FlightsByCache<Flight>();
   /** The caches that have answered a read with a Promise. */
   private readonly answersLater = new WeakSet<BaseCache>();
   /** A read its cache's breaker skipped answers as the cache does: later, if the cache ever has. */
@@ -377,15 +377,6 @@ export class FragmentRuntime {
       this.madeKeys.set(cache, keys);
     }
     return keys;
-  }
-
-  private flightsOf(cache: BaseCache): Flights<Flight> {
-    let flights = this.flights.get(cache);
-    if (flights === undefined) {
-      flights = new Flights();
-      this.flights.set(cache, flights);
-    }
-    return flights;
   }
 
   /**
@@ -489,7 +480,7 @@ export class FragmentRuntime {
     const miss: Miss = { cache, key, timeout: cache.resolveTimeout(timeout), stale, body, place, watch, cannotWait, staleHtml, failuresBefore };
     // A render that cannot wait renders synchronously, so nothing can share its render or be shared.
     if (watch === undefined || cannotWait !== undefined) return this.fill(miss);
-    const flight = this.flightsOf(cache).get(key);
+    const flight = this.flights.of(cache).get(key);
     if (flight !== undefined && !this.wouldWaitForItself(flight, watch)) return staleHtml ?? flight.stale ?? this.follow(flight, miss, watch);
     const html = waited ? this.lead(miss, watch) : this.fill(miss);
     if (isPromiseLike(html) && flight === undefined) this.fly(miss, watch, html);
@@ -517,7 +508,7 @@ export class FragmentRuntime {
 
   /** Registers the render under way for a key, until it is stored. */
   private fly(miss: Miss, leader: RenderWatch, html: PromiseLike<string>): void {
-    this.flightsOf(miss.cache).start(miss.key, { leader, result: Promise.resolve(html), stale: miss.staleHtml });
+    this.flights.of(miss.cache).start(miss.key, { leader, result: Promise.resolve(html), stale: miss.staleHtml });
   }
 
   /** A miss after a wait for the cache: the lock's turn (if the cache has a lock), then the render. */

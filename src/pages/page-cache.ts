@@ -10,6 +10,7 @@
 import { isUtf8 } from 'node:buffer';
 import { isPromiseLike, type Awaitable, type BaseCache } from '../base.js';
 import { readOrMiss, writeInBackground } from '../fail-open.js';
+import { FlightsByCache } from '../flights.js';
 import { caches as processCaches, type CacheRegistry } from '../registry.js';
 import { hasDirective, headerText, maxAgeOf, noCacheFields, patchResponseHeaders, variesOn, type HeaderAccess } from './headers.js';
 import { digestOfUrl, headerListKey, learnHeaderList, pageKey, pageUrl, type PageRequest } from './keys.js';
@@ -69,37 +70,17 @@ interface Landing {
 
 const NOTHING_STORED: Landing = {};
 
-/** A page being rendered, which other requests for it wait for. */
+/** A page being rendered, which other requests for it wait for until its response settles it. */
 class Flight {
-  readonly result: Promise<Landing>;
-  private land!: (landing: Landing) => void;
-
-  constructor(
-    private readonly underway: Map<string, Flight>,
-    private readonly key: string,
-  ) {
-    this.result = new Promise((resolve) => (this.land = resolve));
-    underway.set(key, this);
-  }
-
-  /** Hands `landing` to the waiting requests; at once, so a request that comes next starts a new flight. */
-  settle(landing: Landing): void {
-    if (this.underway.get(this.key) === this) this.underway.delete(this.key);
-    this.land(landing);
-  }
+  /** Hands the page to the requests waiting for it (replaced by the result's resolve as it is made). */
+  settle: (landing: Landing) => void = () => undefined;
+  readonly result = new Promise<Landing>((resolve) => {
+    this.settle = resolve;
+  });
 }
 
 /** The pages being rendered, by cache (shared by every PageCache on it) and flight key. */
-const flightsByCache = new WeakMap<BaseCache, Map<string, Flight>>();
-
-function flightsOf(cache: BaseCache): Map<string, Flight> {
-  let flights = flightsByCache.get(cache);
-  if (flights === undefined) {
-    flights = new Map();
-    flightsByCache.set(cache, flights);
-  }
-  return flights;
-}
+const flights = new FlightsByCache<Flight>();
 
 /** A request whose page the cache does not hold: its response may be stored, once it is known. */
 export class PageMiss {
@@ -234,9 +215,12 @@ export class PageCache {
 
   /** A miss that renders the page, or, while another request renders it, that request's page. */
   private missOrFollow(cache: BaseCache, request: PageRequest, url: string, urlDigest: string, flightKey: string): Awaitable<PageLookup> {
-    const flights = flightsOf(cache);
-    const underway = flights.get(flightKey);
-    if (underway === undefined) return { miss: new PageMiss(this, cache, request, url, urlDigest, new Flight(flights, flightKey)) };
+    const underway = flights.of(cache).get(flightKey);
+    if (underway === undefined) {
+      const flight = new Flight();
+      flights.of(cache).start(flightKey, flight);
+      return { miss: new PageMiss(this, cache, request, url, urlDigest, flight) };
+    }
     return underway.result.then((landing) => {
       const { key, headerList, page } = landing;
       if (page !== undefined && headerList !== undefined && key === cache.makeKey(pageKey(this.keyPrefix, request.method, url, headerList, request.headers, urlDigest))) {
