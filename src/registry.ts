@@ -11,6 +11,7 @@ import { RedisCache } from './backends/redis.js';
 import { InvalidCacheBackendError } from './errors.js';
 import type { KeyFunction } from './keys.js';
 import { loadExport } from './modules.js';
+import { unknownName } from './settings.js';
 import type { Serializer } from './serializers.js';
 
 /** A built-in backend class, which names the options it takes. */
@@ -35,12 +36,11 @@ export function isBuiltinBackend(backend: unknown): boolean {
  * nothing type-checks) fails at once instead of being ignored.
  */
 function checkOptions(backend: string, options: object | undefined, known: readonly string[]): void {
-  for (const name of Object.keys(options ?? {})) {
-    if (known.includes(name)) continue;
-    const allowed = known.length === 0 ? 'it takes none' : `it takes ${known.join(', ')}`;
-    const advice = known.includes('client') ? '; options of the client library go under options.client' : '';
-    throw new TypeError(`Unknown option '${name}' for the ${backend} backend: ${allowed}${advice}`);
-  }
+  const name = unknownName(options ?? {}, known);
+  if (name === undefined) return;
+  const allowed = known.length === 0 ? 'it takes none' : `it takes ${known.join(', ')}`;
+  const advice = known.includes('client') ? '; options of the client library go under options.client' : '';
+  throw new TypeError(`Unknown option '${name}' for the ${backend} backend: ${allowed}${advice}`);
 }
 
 /** A class extending BaseCache; the registry passes it the options of its config, whatever they are. */
@@ -122,10 +122,9 @@ const CACHE_SETTINGS = Object.keys({
 
 /** Refuses a setting no cache takes, such as a misspelt `timout`, which would otherwise be ignored. */
 function checkSettings(alias: string, config: BackendConfig): void {
-  for (const name of Object.keys(config)) {
-    if (CACHE_SETTINGS.includes(name)) continue;
-    throw new TypeError(`Unknown setting '${name}' in cache '${alias}': a cache takes ${CACHE_SETTINGS.join(', ')}; a backend's own options go under options`);
-  }
+  const name = unknownName(config, CACHE_SETTINGS);
+  if (name === undefined) return;
+  throw new TypeError(`Unknown setting '${name}' in cache '${alias}': a cache takes ${CACHE_SETTINGS.join(', ')}; a backend's own options go under options`);
 }
 
 function checkedConfig(config: CacheConfig): CacheConfig {

@@ -14,6 +14,11 @@ export const LONGEST_TIMER = 2 ** 31 - 1;
  */
 export type SettingKind = 'milliseconds' | 'count' | 'threshold';
 
+/** The first name `given` sets that is not one of `known`: what a config misspelt, if anything. */
+export function unknownName(given: object, known: readonly string[]): string | undefined {
+  return Object.keys(given).find((name) => !known.includes(name));
+}
+
 /** Reads one setting of a group: its value, or `fallback` when the group does not give it. */
 export type SettingReader<Name extends string> = (name: Name, kind: SettingKind, fallback: number) => number;
 
@@ -28,9 +33,8 @@ export function settingsOf<Name extends string>(path: string, given: unknown, na
   if (typeof values !== 'object' || values === null || Array.isArray(values)) {
     throw new TypeError(`${path} must be ${otherwise}an object of settings, not ${shown(given)}`);
   }
-  for (const name of Object.keys(values)) {
-    if (!names.some((known) => known === name)) throw new TypeError(`Unknown setting '${name}' in ${path}: it takes ${names.join(', ')}`);
-  }
+  const unknown = unknownName(values, names);
+  if (unknown !== undefined) throw new TypeError(`Unknown setting '${unknown}' in ${path}: it takes ${names.join(', ')}`);
   return (name, kind, fallback) => {
     const value: unknown = Reflect.get(values, name);
     if (value === undefined) return fallback;
